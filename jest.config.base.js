@@ -1,8 +1,8 @@
 /** Shared jest settings: TypeScript through ts-jest, type-checked by `tsc` in build. */
 module.exports = {
-  testEnvironment: "node",
+  testEnvironment: require.resolve("./jest.environment.js"),
   roots: ["<rootDir>/test"],
-  transform: { "^.+\\.ts$": ["ts-jest", { isolatedModules: true, diagnostics: false }] },
+  transform: { "^.+\\.ts$": ["ts-jest", { diagnostics: false, tsconfig: { isolatedModules: true } }] },
   moduleFileExtensions: ["ts", "js", "json"],
   testTimeout: 120000,
 };

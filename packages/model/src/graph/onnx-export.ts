@@ -1,0 +1,49 @@
+import { onnx } from "onnx-proto";
+import { Graph } from "./graph";
+import { AttributeValue, ONNX_DTYPE, Tensor } from "./tensor";
+
+/** Opset 18: every Reduce op takes its axes as an input, LayerNormalization exists (17+). */
+export const OPSET = 18;
+
+function attribute(name: string, value: AttributeValue): onnx.IAttributeProto {
+  const T = onnx.AttributeProto.AttributeType;
+  if (typeof value === "string") return { name, type: T.STRING, s: Buffer.from(value) };
+  if (Array.isArray(value)) return { name, type: T.INTS, ints: value };
+  if (typeof value === "object") return { name, type: T.FLOAT, f: value.float };
+  return { name, type: T.INT, i: value };
+}
+
+function valueInfo(t: Tensor): onnx.IValueInfoProto {
+  return {
+    name: t.name,
+    type: { tensorType: { elemType: ONNX_DTYPE[t.dtype], shape: { dim: t.shape.map((d) => ({ dimValue: d })) } } },
+  };
+}
+
+/** Serialises a graph to ONNX ModelProto bytes, ready for InferenceSession.create(). */
+export function toOnnxBytes(graph: Graph): Uint8Array {
+  const model = onnx.ModelProto.create({
+    irVersion: 8,
+    producerName: "dino-coord",
+    opsetImport: [{ domain: "", version: OPSET }],
+    graph: {
+      name: graph.name,
+      node: graph.nodes.map((n) => ({
+        name: n.name,
+        opType: n.op,
+        input: n.inputs.map((t) => t.name),
+        output: n.outputs.map((t) => t.name),
+        attribute: Object.entries(n.attributes).map(([k, v]) => attribute(k, v)),
+      })),
+      initializer: graph.initializers.map(({ tensor, data }) => ({
+        name: tensor.name,
+        dims: [...tensor.shape],
+        dataType: ONNX_DTYPE[tensor.dtype],
+        rawData: new Uint8Array(data.buffer, data.byteOffset, data.byteLength),
+      })),
+      input: graph.inputs.map(valueInfo),
+      output: graph.outputs.map(valueInfo),
+    },
+  });
+  return onnx.ModelProto.encode(model).finish();
+}

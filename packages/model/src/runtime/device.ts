@@ -1,0 +1,63 @@
+import { existsSync } from "node:fs";
+import { dirname, join } from "node:path";
+import type { InferenceSession } from "onnxruntime-node";
+
+export type Device = { kind: "cpu" } | { kind: "cuda"; index: number } | { kind: "webgpu"; index: number };
+
+export class DeviceError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "DeviceError";
+  }
+}
+
+/** Parses `cpu`, `cuda`, `cuda:1`, `webgpu`, `webgpu:0` or `auto`. */
+export function parseDevice(spec: string): Device {
+  const m = /^(cpu|cuda|webgpu|auto)(?::(\d+))?$/.exec(spec.trim());
+  if (!m || (m[1] === "cpu" && m[2] !== undefined) || (m[1] === "auto" && m[2] !== undefined)) {
+    throw new DeviceError(`invalid device "${spec}": expected cpu, cuda[:i], webgpu[:i] or auto`);
+  }
+  if (m[1] === "auto") return cudaProviderInstalled() ? { kind: "cuda", index: 0 } : { kind: "cpu" };
+  if (m[1] === "cpu") return { kind: "cpu" };
+  return { kind: m[1] as "cuda" | "webgpu", index: Number(m[2] ?? 0) };
+}
+
+export function deviceName(d: Device): string {
+  return d.kind === "cpu" ? "cpu" : `${d.kind}:${d.index}`;
+}
+
+/** Folder holding onnxruntime-node's native binaries for this platform. */
+function onnxruntimeBinaryDir(): string {
+  const pkg = require.resolve("onnxruntime-node/package.json");
+  return join(dirname(pkg), "bin", "napi-v6", process.platform, process.arch);
+}
+
+/** The CUDA provider ships separately: onnxruntime-node's installer downloads it on request. */
+export function cudaProviderInstalled(binaryDir = onnxruntimeBinaryDir()): boolean {
+  return existsSync(join(binaryDir, "libonnxruntime_providers_cuda.so"));
+}
+
+export const CUDA_INSTALL_HINT =
+  "the CUDA execution provider is not installed in onnxruntime-node. Install it on a machine with CUDA 12 " +
+  "and network access: `pnpm install --config.onnxruntime-node-install=cuda12` (npm: " +
+  "`npm install --onnxruntime-node-install=cuda12`), as infra/Dockerfile.gpu does; or use --device cpu";
+
+/** Session options for a device; throws a DeviceError where the device cannot work here. */
+export function sessionOptions(
+  device: Device,
+  { threads, binaryDir }: { threads?: number; binaryDir?: string } = {},
+): InferenceSession.SessionOptions {
+  const base: InferenceSession.SessionOptions = {
+    graphOptimizationLevel: "all",
+    ...(threads ? { intraOpNumThreads: threads, interOpNumThreads: 1 } : {}),
+  };
+  switch (device.kind) {
+    case "cpu":
+      return { ...base, executionProviders: ["cpu"] };
+    case "cuda":
+      if (!cudaProviderInstalled(binaryDir)) throw new DeviceError(`--device ${deviceName(device)}: ${CUDA_INSTALL_HINT}`);
+      return { ...base, executionProviders: [{ name: "cuda", deviceId: device.index }] };
+    case "webgpu":
+      return { ...base, executionProviders: [{ name: "webgpu", deviceId: device.index } as InferenceSession.ExecutionProviderConfig] };
+  }
+}
