@@ -60,7 +60,7 @@ export const gradientRules: Record<string, GradientRule> = {
   Neg: (g, n, [dy]) => [g.neg(dy!)],
   Exp: (g, { outputs: [y] }, [dy]) => [g.mul(dy!, y)],
   Log: (g, { inputs: [x] }, [dy]) => [g.div(dy!, x)],
-  Sqrt: (g, { outputs: [y] }, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5)), y)],
+  Sqrt: (g, { outputs: [y] }, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5, y.dtype)), y)],
   Erf: (g, { inputs: [x] }, [dy]) => [g.mul(dy!, g.mul(g.exp(g.neg(g.mul(x, x))), g.constant(2 / Math.sqrt(Math.PI), [], x.dtype)))],
   Cast: (g, { inputs: [x] }, [dy]) => [g.cast(dy!, x.dtype)],
 
@@ -111,7 +111,7 @@ export const gradientRules: Record<string, GradientRule> = {
   ReduceSum: (g, n, [dy]) => [unreduce(g, n, dy!), undefined],
   ReduceMean: (g, n, [dy]) => {
     const count = reduceAxes(g, n).reduce((c, a) => c * n.inputs[0].shape[a], 1);
-    return [g.div(unreduce(g, n, dy!), g.scalar(count)), undefined];
+    return [g.div(unreduce(g, n, dy!), g.scalar(count, dy!.dtype)), undefined];
   },
 
   Softmax: (g, { outputs: [y], attributes }, [dy]) => {

@@ -130,7 +130,7 @@ export class Graph {
     return this.emit("GreaterOrEqual", [a, b], [broadcastShapes("GreaterOrEqual", a.shape, b.shape)], {}, "bool")[0];
   }
   pow(x: Tensor, exponent: number | Tensor): Tensor {
-    return this.binary("Pow", x, typeof exponent === "number" ? this.scalar(exponent) : exponent);
+    return this.binary("Pow", x, typeof exponent === "number" ? this.scalar(exponent, x.dtype) : exponent);
   }
   neg(x: Tensor): Tensor { return this.unary("Neg", x); }
   exp(x: Tensor): Tensor { return this.unary("Exp", x); }

@@ -1,0 +1,117 @@
+import { execFileSync } from "child_process";
+import * as path from "path";
+import { fillNormal, fillUniform, normalAt, philox4x32, randomKey, uniformAt } from "../src/random";
+
+function hex(words: Uint32Array): string[] {
+  return Array.from(words, (w) => w.toString(16).padStart(8, "0"));
+}
+
+describe("philox4x32-10", () => {
+  // Known-answer vectors of Random123 (kat_vectors): counter[4] key[2] → output[4].
+  it.each([
+    [[0, 0, 0, 0], [0, 0], ["6627e8d5", "e169c58d", "bc57ac4c", "9b00dbd8"]],
+    [[0xffffffff, 0xffffffff, 0xffffffff, 0xffffffff], [0xffffffff, 0xffffffff], ["408f276d", "41c83b0e", "a20bc7c6", "6d5451fd"]],
+    [[0x243f6a88, 0x85a308d3, 0x13198a2e, 0x03707344], [0xa4093822, 0x299f31d0], ["d16cfe09", "94fdcceb", "5001e420", "24126ea1"]],
+  ])("counter %j key %j", (counter, key, expected) => {
+    const out = new Uint32Array(4);
+    philox4x32(counter[0], counter[1], counter[2], counter[3], key[0], key[1], out);
+    expect(hex(out)).toEqual(expected);
+  });
+});
+
+describe("counter-based uniforms and normals", () => {
+  it("are pure functions of (key tuple, index)", () => {
+    const a = randomKey(7, 2, 100, 5);
+    const b = randomKey(7, 2, 100, 5);
+    expect(uniformAt(a, 12345)).toBe(uniformAt(b, 12345));
+    expect(normalAt(a, 3)).toBe(normalAt(b, 3));
+    const filled = new Float64Array(10);
+    fillUniform(a, filled, 1000);
+    expect(filled[4]).toBe(uniformAt(a, 1004));
+  });
+
+  it("differ between keys, including tuples that differ only in length or one part", () => {
+    const values = [
+      uniformAt(randomKey(1, 2), 0),
+      uniformAt(randomKey(1, 2, 0), 0),
+      uniformAt(randomKey(2, 1), 0),
+      uniformAt(randomKey(1, 3), 0),
+      uniformAt(randomKey(1, 2 + 2 ** 32), 0),
+      uniformAt(randomKey(1, -2), 0),
+    ];
+    expect(new Set(values).size).toBe(values.length);
+  });
+
+  it("are the same in another process", () => {
+    // The jest transform is not available in a plain child process, so hand it the
+    // module transpiled by TypeScript.
+    const ts = require("typescript") as typeof import("typescript");
+    const fs = require("fs") as typeof import("fs");
+    const source = fs.readFileSync(path.join(__dirname, "..", "src", "random.ts"), "utf8");
+    const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
+    const child = `const m = {exports: {}}; new Function("module", "exports", "require", ${JSON.stringify(js)})(m, m.exports, require);
+      const r = m.exports; const k = r.randomKey(31, 4, 9, 2);
+      process.stdout.write(JSON.stringify([r.uniformAt(k, 77), r.normalAt(k, 78)]));`;
+    const out = JSON.parse(execFileSync(process.execPath, ["-e", child], { encoding: "utf8" }));
+    const key = randomKey(31, 4, 9, 2);
+    expect(out).toEqual([uniformAt(key, 77), normalAt(key, 78)]);
+  });
+
+  it("uniforms lie in [0, 1) with the moments of U(0, 1)", () => {
+    const n = 200_000;
+    const values = new Float64Array(n);
+    fillUniform(randomKey(123, 0), values);
+    let sum = 0;
+    let sumSq = 0;
+    const bins = new Int32Array(10);
+    let outside = 0;
+    for (const u of values) {
+      if (!(u >= 0 && u < 1)) outside++;
+      sum += u;
+      sumSq += u * u;
+      bins[Math.floor(u * 10)]++;
+    }
+    expect(outside).toBe(0);
+    const mean = sum / n;
+    expect(Math.abs(mean - 0.5)).toBeLessThan(5 * Math.sqrt(1 / 12 / n));
+    expect(Math.abs(sumSq / n - mean * mean - 1 / 12)).toBeLessThan(0.002);
+    // Chi-square with 9 degrees of freedom: 40 is far beyond the 99.99th percentile (≈ 33.7).
+    const expected = n / 10;
+    const chi2 = Array.from(bins).reduce((acc, c) => acc + ((c - expected) ** 2) / expected, 0);
+    expect(chi2).toBeLessThan(40);
+  });
+
+  it("normals have mean 0, variance 1, and normal tail mass", () => {
+    const n = 200_000;
+    const values = new Float64Array(n);
+    fillNormal(randomKey(5, 1), values);
+    let sum = 0;
+    let sumSq = 0;
+    let beyond2 = 0;
+    let fourth = 0;
+    for (const z of values) {
+      sum += z;
+      sumSq += z * z;
+      fourth += z ** 4;
+      if (Math.abs(z) > 2) beyond2++;
+    }
+    expect(Math.abs(sum / n)).toBeLessThan(5 / Math.sqrt(n));
+    expect(Math.abs(sumSq / n - 1)).toBeLessThan(5 * Math.sqrt(2 / n));
+    expect(Math.abs(fourth / n - 3)).toBeLessThan(0.1);
+    // P(|Z| > 2) = 0.0455.
+    expect(Math.abs(beyond2 / n - 0.0455)).toBeLessThan(0.003);
+  });
+
+  it("adjacent indices are uncorrelated", () => {
+    const n = 100_000;
+    const values = new Float64Array(n + 1);
+    fillNormal(randomKey(9), values);
+    let cross = 0;
+    for (let i = 0; i < n; i++) cross += values[i] * values[i + 1];
+    expect(Math.abs(cross / n)).toBeLessThan(5 / Math.sqrt(n));
+  });
+
+  it("rejects non-integer key parts", () => {
+    expect(() => randomKey(1.5)).toThrow(/safe integer/);
+  });
+});
