@@ -9,6 +9,7 @@ export { gradientRules } from "./autodiff/rules";
 export { CompiledGraph } from "./runtime/compiled-graph";
 export { parseDevice, deviceName, sessionOptions, cudaProviderInstalled, DeviceError, CUDA_INSTALL_HINT } from "./runtime/device";
 export type { Device } from "./runtime/device";
+export { probeDevice, resolveDevice } from "./runtime/device-probe";
 
 // The DINO networks, loss and step
 export * from "./dino/config";

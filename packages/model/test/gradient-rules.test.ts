@@ -96,12 +96,12 @@ const CASTS: GradientCase[] = [
   },
   {
     // The rules must build their constants in their operands' dtype, not the graph's.
-    name: "float32 ops inside a float64 graph (Sqrt, ReduceMean, Exp, Div, Pow, Max, Softmax)",
+    name: "float32 ops inside a float64 graph (Sqrt, ReduceMean, Exp, Div, Pow, Max, Softmax, gelu)",
     inputs: { a: x([2, 3, 4], "positive"), b: x([4], "positive") },
     build: (g, { a, b }) => {
       const [a32, b32] = [g.cast(a, "float32"), g.cast(b, "float32")];
       const y = g.sqrt(g.max(g.div(g.exp(a32), b32), g.pow(b32, 2)));
-      return g.cast(g.add(g.softmax(y, 1), g.reduceMean(y, [0, 2])), "float64");
+      return g.cast(g.add(g.gelu(g.softmax(y, 1)), g.reduceMean(y, [0, 2])), "float64");
     },
     precision: FLOAT32_NOISE,
   },
@@ -234,7 +234,8 @@ const REDUCTIONS: GradientCase[] = [
 ];
 
 // ONNX Runtime computes LayerNormalization's mean and 1/σ in float32 for float64 inputs
-// too (stash_type 1; it has no float64 stash), hence FLOAT32_NOISE; same for gelu's Erf.
+// too (stash_type 1; it has no float64 stash), hence FLOAT32_NOISE; gelu is float32-only
+// like Erf, so the builder casts around it.
 const NORMS_AND_COMPOSITES: GradientCase[] = [
   ...[[2, 3, 4], [5, 8], [2, 2, 3, 6]].map((shape): GradientCase => ({
     name: `LayerNormalization ${s(shape)}`,
@@ -261,6 +262,17 @@ describe("gradient rules match central finite differences (float64)", () => {
   describe("shape ops", () => run(SHAPE_OPS));
   describe("reductions and softmax", () => run(REDUCTIONS));
   describe("LayerNormalization and composites", () => run(NORMS_AND_COMPOSITES));
+
+  test("the check fails for a rule that is off by 0.01% (in-memory swap, restored)", async () => {
+    const mul = gradientRules.Mul;
+    gradientRules.Mul = (g, node, dy) => mul(g, node, dy).map((d) => d && g.mul(d, g.scalar(1.0001, d.dtype)));
+    try {
+      const report = await checkGradients(ELEMENTWISE.find((c) => c.name === "Mul [2,3,4] [4]")!);
+      expect(failures(report).map((e) => e.input)).toEqual(["a", "b"]);
+    } finally {
+      gradientRules.Mul = mul;
+    }
+  });
 
   test("every rule in gradientRules has a case", () => {
     const covered = new Set(ALL_CASES.flatMap((c) => [...forwardOps(c)]));

@@ -63,6 +63,13 @@ export const gradientRules: Record<string, GradientRule> = {
   Sqrt: (g, { outputs: [y] }, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5, y.dtype)), y)],
   Erf: (g, { inputs: [x] }, [dy]) => [g.mul(dy!, g.mul(g.exp(g.neg(g.mul(x, x))), g.constant(2 / Math.sqrt(Math.PI), [], x.dtype)))],
   Cast: (g, { inputs: [x] }, [dy]) => [g.cast(dy!, x.dtype)],
+  // d/dx x·Φ(x) = Φ(x) + x·φ(x), with Φ(x) = ½(1 + erf(x/√2)) and φ(x) = exp(−x²/2)/√(2π).
+  Gelu: (g, { inputs: [x] }, [dy]) => {
+    const t = g.mul(x, g.scalar(Math.SQRT1_2, x.dtype));
+    const twiceCdf = g.add(g.erf(t), g.scalar(1, x.dtype));
+    const twiceXPdf = g.mul(g.mul(x, g.exp(g.neg(g.mul(t, t)))), g.scalar(Math.sqrt(2 / Math.PI), x.dtype));
+    return [g.mul(g.mul(dy!, g.scalar(0.5, x.dtype)), g.add(twiceCdf, twiceXPdf))];
+  },
 
   MatMul: (g, { inputs: [a, b] }, [dy]) => {
     const dA = sumTo(g, g.matmul(dy!, transposeLast(g, b)), a.shape);

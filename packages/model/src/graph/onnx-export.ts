@@ -2,8 +2,8 @@ import { onnx } from "onnx-proto";
 import { Graph } from "./graph";
 import { AttributeValue, ONNX_DTYPE, Tensor } from "./tensor";
 
-/** Opset 18: every Reduce op takes its axes as an input, LayerNormalization exists (17+). */
-export const OPSET = 18;
+/** Opset 20: Reduce ops take their axes as an input (18+), LayerNormalization (17+) and Gelu (20+) exist. */
+export const OPSET = 20;
 
 function attribute(name: string, value: AttributeValue): onnx.IAttributeProto {
   const T = onnx.AttributeProto.AttributeType;
@@ -23,7 +23,7 @@ function valueInfo(t: Tensor): onnx.IValueInfoProto {
 /** Serialises a graph to ONNX ModelProto bytes, ready for InferenceSession.create(). */
 export function toOnnxBytes(graph: Graph): Uint8Array {
   const model = onnx.ModelProto.create({
-    irVersion: 8,
+    irVersion: 9,
     producerName: "dino-coord",
     opsetImport: [{ domain: "", version: OPSET }],
     graph: {

@@ -11,13 +11,13 @@ export class DeviceError extends Error {
   }
 }
 
-/** Parses `cpu`, `cuda`, `cuda:1`, `webgpu`, `webgpu:0` or `auto`. */
+/** Parses `cpu`, `cuda`, `cuda:1`, `webgpu` or `webgpu:0` (for `auto`, see resolveDevice). */
 export function parseDevice(spec: string): Device {
   const m = /^(cpu|cuda|webgpu|auto)(?::(\d+))?$/.exec(spec.trim());
   if (!m || (m[1] === "cpu" && m[2] !== undefined) || (m[1] === "auto" && m[2] !== undefined)) {
     throw new DeviceError(`invalid device "${spec}": expected cpu, cuda[:i], webgpu[:i] or auto`);
   }
-  if (m[1] === "auto") return cudaProviderInstalled() ? { kind: "cuda", index: 0 } : { kind: "cpu" };
+  if (m[1] === "auto") throw new DeviceError(`"auto" needs a probe of the machine: use resolveDevice("auto")`);
   if (m[1] === "cpu") return { kind: "cpu" };
   return { kind: m[1] as "cuda" | "webgpu", index: Number(m[2] ?? 0) };
 }
@@ -58,6 +58,12 @@ export function sessionOptions(
       if (!cudaProviderInstalled(binaryDir)) throw new DeviceError(`--device ${deviceName(device)}: ${CUDA_INSTALL_HINT}`);
       return { ...base, executionProviders: [{ name: "cuda", deviceId: device.index }] };
     case "webgpu":
-      return { ...base, executionProviders: [{ name: "webgpu", deviceId: device.index } as InferenceSession.ExecutionProviderConfig] };
+      // onnxruntime-node's WebGPU provider takes no adapter index: Dawn picks the adapter.
+      if (device.index !== 0) {
+        throw new DeviceError(
+          `--device ${deviceName(device)}: the WebGPU provider cannot choose among adapters; expose one GPU to each process (e.g. one GPU per pod) and use webgpu:0`,
+        );
+      }
+      return { ...base, executionProviders: [{ name: "webgpu" }] };
   }
 }
