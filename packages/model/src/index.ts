@@ -34,3 +34,5 @@ export { checkReference, readFixture, relativeError, FixtureError, TOLERANCE } f
 export type { ReferenceReport, QuantityReport } from "./reference-check";
 export { benchStep } from "./bench-step";
 export type { BenchStepOptions, BenchStepResult } from "./bench-step";
+export { reportPlacement, parsePlacementLog } from "./runtime/placement";
+export type { PlacementReport, ProviderPlacement } from "./runtime/placement";

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { ARCHS, Arch, benchStep, parseDevice } from "@dino-coord/model";
+import { ARCHS, Arch, benchStep, resolveDevice } from "@dino-coord/model";
 import { nonNegativeInt, oneOf, positiveInt } from "../option-parsers";
 
 /** `dino-coord bench step`: median time of a full worker training step, as JSON. */
@@ -18,7 +18,7 @@ export function registerBenchStep(program: Command): void {
     .option("--steps <n>", "timed steps", positiveInt("--steps"), 5)
     .option("--warmup <n>", "untimed steps first", nonNegativeInt("--warmup"), 1)
     .action(async (o) => {
-      const result = await benchStep({ ...o, device: parseDevice(o.device) });
+      const result = await benchStep({ ...o, device: await resolveDevice(o.device) });
       process.stdout.write(JSON.stringify(result) + "\n");
     });
 }

@@ -1,5 +1,5 @@
 import { Command } from "commander";
-import { checkReference, parseDevice } from "@dino-coord/model";
+import { checkReference, resolveDevice } from "@dino-coord/model";
 import { positiveInt } from "../option-parsers";
 
 /** `dino-coord check-reference`: one full step on a reference fixture, exit 0 only within tolerance. */
@@ -12,7 +12,7 @@ export function registerCheckReference(program: Command): void {
     .option("--device <device>", "cpu, cuda[:i], webgpu[:i] or auto", "cpu")
     .option("--threads <n>", "ONNX Runtime intra-op threads", positiveInt("--threads"))
     .action(async (opts: { fixture: string; out?: string; device: string; threads?: number }) => {
-      const report = await checkReference(opts.fixture, { device: parseDevice(opts.device), threads: opts.threads, out: opts.out });
+      const report = await checkReference(opts.fixture, { device: await resolveDevice(opts.device), threads: opts.threads, out: opts.out });
       process.stdout.write(JSON.stringify(report, null, 2) + "\n");
       if (!report.ok) {
         const failed = Object.entries(report.quantities).filter(([, q]) => !q.ok).map(([name]) => name);

@@ -26,7 +26,8 @@ export async function probeDevice(device: Device): Promise<void> {
     if (y[0] !== 2 || y[1] !== 4) throw new Error(`the probe computed [${y[0]}, ${y[1]}] instead of [2, 4]`);
   } catch (err) {
     if (err instanceof DeviceError) throw err;
-    const cause = (err as Error).message.split("\n")[0];
+    // ONNX Runtime prefixes its own source location and failed condition; keep the reason.
+    const cause = (err as Error).message.split("\n")[0].replace(/^.* was false\. /, "");
     throw new DeviceError(`--device ${deviceName(device)} cannot run here: ${cause}. ${HINTS[device.kind]}`);
   } finally {
     await compiled?.release();
