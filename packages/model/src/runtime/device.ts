@@ -38,9 +38,10 @@ export function cudaProviderInstalled(binaryDir = onnxruntimeBinaryDir()): boole
 }
 
 export const CUDA_INSTALL_HINT =
-  "the CUDA execution provider is not installed in onnxruntime-node. Install it on a machine with CUDA 12 " +
-  "and network access: `pnpm install --config.onnxruntime-node-install=cuda12` (npm: " +
-  "`npm install --onnxruntime-node-install=cuda12`), as infra/Dockerfile.gpu does; or use --device cpu";
+  "the CUDA execution provider is not installed in onnxruntime-node (its installer downloads it separately). " +
+  "On a machine with CUDA 12 and network access run `bash infra/install-cuda-provider.sh` " +
+  "(onnxruntime-node's installer with ONNXRUNTIME_NODE_INSTALL=cuda12, the same as npm's --onnxruntime-node-install=cuda12; " +
+  "infra/Dockerfile.gpu does this), or use --device webgpu or --device cpu";
 
 /** Session options for a device; throws a DeviceError where the device cannot work here. */
 export function sessionOptions(
