@@ -1,9 +1,27 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerLaunch } from "./commands/launch";
+import { registerWorker } from "./commands/worker";
+import { registerDataSynth } from "./commands/data-synth";
+import { registerBenchStep } from "./commands/bench-step";
+import { registerBenchAugment } from "./commands/bench-augment";
+import { registerCheckReference } from "./commands/check-reference";
+import { registerPlacement } from "./commands/placement";
+import { registerBenchComm } from "./commands/bench-comm";
+import { registerCheckpoint } from "./commands/checkpoint";
 
 /** Each subcommand lives in its own file under commands/ and registers itself here. */
 const registrations: Array<(program: Command) => void> = [
   // command registrations (one line each)
+  registerLaunch,
+  registerWorker,
+  registerDataSynth,
+  registerCheckReference,
+  registerBenchStep,
+  registerPlacement,
+  registerBenchAugment,
+  registerBenchComm,
+  registerCheckpoint,
 ];
 
 export function buildProgram(): Command {

@@ -1,0 +1,153 @@
+/** Root (rank 0) of a chunked, pipelined chain broadcast; see broadcast-chain.ts. */
+import { FrameType } from "@dino-coord/proto";
+import type { Logger } from "pino";
+import { BROADCAST, broadcastHeader, chunkCount, type MessageEncoder } from "./broadcast-chain";
+import { CollectiveAbortedError, CollectiveTimeoutError, CollectiveUsageError } from "./errors";
+import { bytesOf, FrameRejection, parseFrame } from "./frame";
+import { FrameInbox, type InboxStats } from "./frame-inbox";
+import { groupId } from "./group-id";
+import { checkStep, checkTensor, type CollectiveOptions, resolveOptions, type ResolvedOptions } from "./options";
+import { PayloadKernels } from "./payload-kernels";
+import { SendQueue } from "./send-queue";
+
+export interface BroadcastRootOptions<M> extends CollectiveOptions {
+  metaCodec: MessageEncoder<M>;
+}
+
+type State = "new" | "ready" | "busy" | "closed";
+
+export class BroadcastRoot<M> {
+  readonly rank = 0;
+  readonly groupId: number;
+  private readonly options: ResolvedOptions;
+  private readonly metaCodec: MessageEncoder<M>;
+  private readonly logger: Logger;
+  private readonly kernels: PayloadKernels;
+  private readonly inbox: FrameInbox;
+  private readonly outbox: SendQueue;
+  private state: State = "new";
+  private abortReason: string | null = null;
+
+  constructor(options: BroadcastRootOptions<M>) {
+    this.options = resolveOptions(options, 2);
+    this.metaCodec = options.metaCodec;
+    this.groupId = groupId("broadcast", this.options.endpoints, this.options.epoch);
+    this.logger = this.options.logger.child({ component: "broadcast-root", rank: 0, receivers: this.receivers, groupId: this.groupId });
+    this.kernels = new PayloadKernels(this.options.chunkBytes);
+    const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
+    this.inbox = new FrameInbox(endpoints[0], highWaterMark, this.logger);
+    this.outbox = new SendQueue(endpoints[1], highWaterMark, timeoutMs, closeLingerMs);
+  }
+
+  get receivers(): number {
+    return this.options.endpoints.length - 1;
+  }
+
+  get stats(): InboxStats {
+    return this.inbox.stats;
+  }
+
+  async start(): Promise<void> {
+    if (this.state !== "new") throw new CollectiveUsageError("start", `called in state ${this.state}`);
+    try {
+      await this.inbox.bind();
+      this.outbox.connect();
+    } catch (err) {
+      this.shutdown(0);
+      throw err;
+    }
+    this.state = "ready";
+  }
+
+  /**
+   * Sends `values` and `meta` to every receiver; resolves once the last receiver has all of
+   * it, after which `values` may be changed.
+   */
+  async send(values: Float32Array, meta: M, step: number): Promise<void> {
+    checkTensor("values", values);
+    checkStep(step);
+    if (this.state !== "ready") throw new CollectiveUsageError("send", this.state === "busy" ? "another send is in progress" : `called in state ${this.state}`);
+    this.state = "busy";
+    try {
+      await this.run(values, meta, step);
+      this.state = "ready";
+    } catch (err) {
+      this.shutdown(0);
+      throw err;
+    }
+  }
+
+  abort(reason = "aborted by caller"): void {
+    if (this.state === "closed") return;
+    this.abortReason = reason;
+    this.logger.warn({ reason }, "broadcast aborted");
+    this.shutdown(0);
+  }
+
+  async close(): Promise<void> {
+    if (this.state === "closed") return;
+    if (this.state === "busy") return this.abort("closed during an operation");
+    this.state = "closed";
+    await this.outbox.idle();
+    this.shutdown(this.options.closeLingerMs);
+  }
+
+  private shutdown(lingerMs: number): void {
+    this.state = "closed";
+    this.inbox.close();
+    this.outbox.close(lingerMs);
+  }
+
+  private async run(values: Float32Array, meta: M, step: number): Promise<void> {
+    const { groupId, kernels, inbox, outbox } = this;
+    const { timeoutMs, chunkBytes, endpoints } = this.options;
+    const chunkElements = chunkBytes / 4;
+    const chunks = chunkCount(values.length, chunkElements);
+    const metaBytes = this.metaCodec.encode(meta).finish();
+    for (let chunk = 0; chunk < chunks; chunk++) {
+      const start = chunk * chunkElements;
+      const payload = bytesOf(values, start, Math.min(start + chunkElements, values.length));
+      const header = broadcastHeader({
+        groupId, step, senderRank: 0, chunk, payloadBytes: payload.length, payloadCrc32: kernels.checksum(payload),
+        totalElements: values.length, ...(chunk === 0 && { meta: metaBytes }),
+      });
+      outbox.enqueue([header, payload]);
+    }
+
+    const last = this.receivers;
+    const opStart = Date.now();
+    for (;;) {
+      const deadline = () => Math.max(opStart, outbox.lastProgressAt) + timeoutMs;
+      const parts = await inbox.receive(deadline());
+      if (this.abortReason !== null) throw new CollectiveAbortedError({ operation: "broadcast.send", step, rank: 0, bufferIntact: true, reason: this.abortReason });
+      const sendStalled = outbox.failure !== null;
+      if (parts === null || sendStalled) {
+        // A slow chain still accepting data moves the deadline; only real silence fails.
+        if (!sendStalled && Date.now() < deadline()) continue;
+        const waitingOnFirst = sendStalled || outbox.length > 0;
+        const peerRank = waitingOnFirst ? 1 : last;
+        throw new CollectiveTimeoutError({
+          operation: "broadcast.send", step, rank: 0, bufferIntact: true, peerRank, peerEndpoint: endpoints[peerRank],
+          direction: waitingOnFirst ? "send" : "receive", timeoutMs, received: 0, expected: 1,
+        });
+      }
+      const frame = parseFrame(parts, BROADCAST, groupId);
+      if (frame instanceof FrameRejection) {
+        inbox.reject(frame);
+        continue;
+      }
+      const h = frame.header;
+      let problem: FrameRejection | null = null;
+      if (h.type !== FrameType.FRAME_TYPE_ACK) problem = new FrameRejection("malformed", `frame type ${h.type}, the root expects only acknowledgements`, h);
+      else if (h.senderRank !== last) problem = new FrameRejection("unknown-sender", `acknowledgement from rank ${h.senderRank}, expected ${last}`, h);
+      else if (h.step < step) problem = new FrameRejection("stale-step", `acknowledgement for step ${h.step} while sending step ${step}`, h);
+      else if (h.step > step) problem = new FrameRejection("future-step", `acknowledgement for step ${h.step} while sending step ${step}`, h);
+      if (problem) {
+        inbox.reject(problem);
+        continue;
+      }
+      inbox.accepted();
+      return;
+    }
+  }
+}

@@ -1,0 +1,95 @@
+import { CollectiveKind, FrameHeader, FrameType, PROTOCOL_VERSION } from "@dino-coord/proto";
+import * as zmq from "zeromq";
+import { BroadcastReceiver, BroadcastRoot, CollectiveMismatchError, CollectiveTimeoutError } from "../src";
+import { bytesOfArray, capturingLogger, closeAll, endpointsFor, randomValues, silentLogger } from "./support/rings";
+
+/** Metadata: any generated protobufjs message class works as the codec; FrameHeader is at hand. */
+const metaCodec = FrameHeader;
+
+async function startGroup(endpoints: string[], options: { chunkBytes?: number; timeoutMs?: number; logger?: typeof silentLogger } = {}) {
+  const common = { endpoints, timeoutMs: 10_000, logger: silentLogger, ...options };
+  const root = new BroadcastRoot({ ...common, metaCodec });
+  const receivers = endpoints.slice(1).map((_, i) => new BroadcastReceiver({ ...common, rank: i + 1, metaCodec }));
+  await Promise.all([root.start(), ...receivers.map((r) => r.start())]);
+  return { root, receivers };
+}
+
+describe("Broadcast", () => {
+  it.each([
+    [1, "ipc", [0, 1, 4099]],
+    [3, "tcp", [0, 1, 1_000_003]],
+    [5, "ipc", [17, 40_000]],
+  ] as const)("delivers the root's tensor and metadata bitwise to %i receiver(s) over %s, step after step", async (receiverCount, transport, lengths) => {
+    const { root, receivers } = await startGroup(await endpointsFor(receiverCount + 1, transport), { chunkBytes: 16 * 1024 });
+    try {
+      for (const [step, length] of lengths.entries()) {
+        const source = randomValues(length, 40 + step);
+        const meta = FrameHeader.create({ step: 1000 + step, chunk: length });
+        const targets = receivers.map(() => new Float32Array(length).fill(NaN));
+        const [, ...metas] = await Promise.all([root.send(source, meta, step), ...receivers.map((r, i) => r.receive(targets[i], step))]);
+        for (const target of targets) expect(bytesOfArray(target).equals(bytesOfArray(source))).toBe(true);
+        for (const m of metas) expect(FrameHeader.toObject(m)).toEqual({ step: 1000 + step, chunk: length });
+      }
+    } finally {
+      await closeAll([root, ...receivers]);
+    }
+  });
+
+  it("hands the current state to a worker that joins late, over a group of just the root and it", async () => {
+    const { root, receivers } = await startGroup(await endpointsFor(3, "ipc"));
+    const teacher = randomValues(100_000, 7);
+    await Promise.all([root.send(teacher, FrameHeader.create({ step: 9 }), 9), ...receivers.map((r) => r.receive(new Float32Array(teacher.length), 9))]);
+
+    const late = await startGroup(await endpointsFor(2, "ipc"));
+    try {
+      const state = new Float32Array(teacher.length);
+      const [, meta] = await Promise.all([late.root.send(teacher, FrameHeader.create({ step: 9 }), 9), late.receivers[0].receive(state, 9)]);
+      expect(bytesOfArray(state).equals(bytesOfArray(teacher))).toBe(true);
+      expect(meta.step).toBe(9);
+    } finally {
+      await closeAll([root, ...receivers, late.root, ...late.receivers]);
+    }
+  });
+
+  it("rejects and logs stale, corrupted and foreign frames at a receiver and still completes", async () => {
+    const endpoints = await endpointsFor(3, "ipc");
+    const { logger, lines } = capturingLogger();
+    const { root, receivers } = await startGroup(endpoints, { chunkBytes: 1024, logger });
+    const rogue = new zmq.Push({ linger: 0 });
+    rogue.connect(endpoints[2]);
+    try {
+      const payload = bytesOfArray(randomValues(256, 1));
+      const fields = {
+        protocolVersion: PROTOCOL_VERSION, kind: CollectiveKind.COLLECTIVE_KIND_BROADCAST, type: FrameType.FRAME_TYPE_DATA,
+        groupId: receivers[1].groupId, step: 3, senderRank: 1, chunk: 3, payloadBytes: payload.length, payloadCrc32: 1, totalElements: 1024,
+      };
+      const header = (f: Partial<typeof fields>) => Buffer.from(FrameHeader.encode({ ...fields, ...f }).finish());
+      for (const frame of [[header({})], [header({ step: 2 }), payload], [header({}), payload], [header({ senderRank: 0 }), payload], [header({ groupId: 1 }), payload]]) {
+        await rogue.send(frame);
+      }
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const source = randomValues(1024, 2);
+      const target = new Float32Array(1024);
+      await Promise.all([root.send(source, FrameHeader.create({ step: 3 }), 3), receivers[0].receive(new Float32Array(1024), 3), receivers[1].receive(target, 3)]);
+      expect(bytesOfArray(target).equals(bytesOfArray(source))).toBe(true);
+      expect(receivers[1].stats.rejectedByReason).toEqual({ malformed: 1, "stale-step": 1, "bad-checksum": 1, "unknown-sender": 1, "foreign-group": 1 });
+      expect(lines.filter((l) => l.msg === "rejected frame" && l.rank === 2)).toHaveLength(5);
+    } finally {
+      rogue.close();
+      await closeAll([root, ...receivers]);
+    }
+  });
+
+  it("fails the root with CollectiveTimeoutError when a receiver never answers, and a receiver given the wrong length with a mismatch error", async () => {
+    const endpoints = await endpointsFor(3, "ipc");
+    const root = new BroadcastRoot({ endpoints, timeoutMs: 400, logger: silentLogger, metaCodec });
+    const first = new BroadcastReceiver({ endpoints, rank: 1, timeoutMs: 400, logger: silentLogger, metaCodec });
+    await Promise.all([root.start(), first.start()]); // rank 2 never starts
+    const started = Date.now();
+    const [sent, received] = await Promise.allSettled([root.send(randomValues(1000, 1), FrameHeader.create(), 0), first.receive(new Float32Array(999), 0)]);
+    expect(Date.now() - started).toBeLessThan(400 + 1500);
+    expect((sent as PromiseRejectedResult).reason).toBeInstanceOf(CollectiveTimeoutError);
+    expect((received as PromiseRejectedResult).reason).toBeInstanceOf(CollectiveMismatchError);
+    expect((received as PromiseRejectedResult).reason).toMatchObject({ localElements: 999, peerElements: 1000 });
+  });
+});

@@ -1,0 +1,47 @@
+import { PayloadKernels } from "../src";
+import { bytesOfArray, randomValues } from "./support/rings";
+
+describe("PayloadKernels", () => {
+  const kernels = new PayloadKernels(4096);
+
+  it("adds float32 payloads bitwise like IEEE single precision, including specials", () => {
+    const received = randomValues(1001, 1).map((x) => x * 1e3);
+    const local = randomValues(1001, 2).map((x) => x * 1e-3);
+    received.set([Infinity, -0, 1e-45, 3.4e38, -5], 0);
+    local.set([1, 0, 1e-45, 3.4e38, 5], 0);
+    const expected = received.map((x, i) => Math.fround(x + local[i]));
+    const receivedBytes = bytesOfArray(received);
+    const sumChecksum = kernels.accumulateVerified(receivedBytes, bytesOfArray(local), kernels.checksum(receivedBytes));
+    expect(sumChecksum).toBe(kernels.checksum(receivedBytes));
+    expect(bytesOfArray(received).equals(bytesOfArray(expected))).toBe(true);
+  });
+
+  it("leaves the received payload untouched when its checksum does not match", () => {
+    const received = randomValues(64, 3);
+    const before = Float32Array.from(received);
+    const bytes = bytesOfArray(received);
+    expect(kernels.accumulateVerified(bytes, bytesOfArray(randomValues(64, 4)), kernels.checksum(bytes) ^ 1)).toBeNull();
+    expect(bytesOfArray(received).equals(bytesOfArray(before))).toBe(true);
+  });
+
+  it("changes the checksum for any flipped bit, swapped words, or different length", () => {
+    const payload = Buffer.from(bytesOfArray(randomValues(257, 5)));
+    const reference = kernels.checksum(payload);
+    const seen = new Set<number>([reference]);
+    for (let bit = 0; bit < payload.length * 8; bit += 7) {
+      payload[bit >> 3] ^= 1 << (bit & 7);
+      expect(kernels.checksum(payload)).not.toBe(reference);
+      payload[bit >> 3] ^= 1 << (bit & 7);
+    }
+    const swapped = Buffer.from(payload);
+    swapped.copy(swapped, 0, 16, 20);
+    payload.copy(swapped, 16, 0, 4);
+    expect(kernels.checksum(swapped)).not.toBe(reference);
+    for (const length of [0, 4, 12, 16, 20, payload.length - 4]) seen.add(kernels.checksum(payload.subarray(0, length)));
+    expect(seen.size).toBe(7);
+  });
+
+  it("refuses payloads larger than its scratch", () => {
+    expect(() => kernels.checksum(new Uint8Array(4100))).toThrow(RangeError);
+  });
+});

@@ -1,0 +1,5 @@
+/**
+ * Version of the wire protocol declared in proto/*.proto. Every frame header carries it and
+ * peers reject other versions; bump it on any change an older peer would misread.
+ */
+export const PROTOCOL_VERSION = 1;
