@@ -85,7 +85,14 @@ export class ControlServer {
   async sendTo(rank: number, body: dino.control.IEnvelope, payloads: readonly Float32Array[] = []): Promise<void> {
     const identity = this.identities.get(rank);
     if (!identity) throw new Error(`no worker with rank ${rank}`);
-    await this.sendToIdentity(identity, body, payloads);
+    try {
+      await this.sendToIdentity(identity, body, payloads);
+    } catch (err) {
+      const code = (err as { code?: string }).code;
+      if (code === "EHOSTUNREACH") throw new WorkerFailedError(rank, "disconnected from the coordinator (process died or network dropped)");
+      if (code === "EAGAIN") throw new WorkerFailedError(rank, `did not take a message for ${(this.heartbeatTimeoutMs / 1000).toFixed(0)} s (stalled)`);
+      throw err;
+    }
   }
 
   async sendToIdentity(identity: Buffer, body: dino.control.IEnvelope, payloads: readonly Float32Array[] = []): Promise<void> {

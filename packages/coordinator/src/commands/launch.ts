@@ -98,6 +98,8 @@ export async function launch(flags: LaunchFlags, explicit: (name: keyof LaunchFl
     log.info("run complete");
     process.stderr.write(`dino-coord: done, checkpoints and logs in ${config.outputDir}\n`);
   } catch (err) {
+    // A dead local worker shows first as a socket error; its exit report says more.
+    if (local && !server.error) await new Promise((r) => setTimeout(r, 1000));
     const error = server.error ?? (err as Error);
     log.error({ err: error.message }, "run failed");
     await server.abortAll(error.message);
