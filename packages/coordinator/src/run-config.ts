@@ -96,7 +96,14 @@ export const LAUNCH_DEFAULTS = {
 } as const satisfies Partial<Record<keyof LaunchFlags, string | readonly string[]>>;
 
 /** What `--preset tiny` changes (flags given explicitly still win). */
-const TINY_PRESET: Partial<Record<keyof LaunchFlags, string>> = { patchSize: "8", outDim: "256" };
+const TINY_PRESET: Partial<Record<keyof LaunchFlags, string>> = {
+  patchSize: "8",
+  outDim: "256",
+  batchSizePerGpu: "8",
+  epochs: "10",
+  warmupEpochs: "2",
+  localCropsNumber: "4",
+};
 
 export interface ResolvedLaunch {
   config: RunConfig;
