@@ -22,7 +22,7 @@ port.on("message", (task: ImageTask) => {
 async function run(task: ImageTask): Promise<void> {
   try {
     const image = await decodeRgb(task.path);
-    await renderer.render(image, task.epoch, task.datasetIndex, {
+    renderer.render(image, task.epoch, task.datasetIndex, {
       slot: task.slot,
       batchSize: task.batchSize,
       globals: new Float32Array(task.globals),

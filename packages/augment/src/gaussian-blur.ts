@@ -70,7 +70,15 @@ export class BlurScratch {
     if (this.kernel && r <= 1) this.kernel(this.offsets.copy, this.offsets[region], rowLength, rows, r, ww, fw);
     else columnPassScalar(img, this.copy, rowLength, rows, r, ww, fw, this.sums);
   }
+
+  /** One pass down the columns reading region `from` and writing region `to` (no copy: passes ping-pong). */
+  columnPassBetween(from: BlurRegion, to: BlurRegion, rowLength: number, rows: number, r: number, ww: number, fw: number): void {
+    if (this.kernel && r <= 1) this.kernel(this.offsets[from], this.offsets[to], rowLength, rows, r, ww, fw);
+    else columnPassScalar(this[to], this[from], rowLength, rows, r, ww, fw, this.sums);
+  }
 }
+
+type BlurRegion = "image" | "copy" | "transposed";
 
 /**
  * Blur interleaved RGB `px` (width × height) in place, as PIL: three horizontal passes,
@@ -83,11 +91,16 @@ export class BlurScratch {
 export function gaussianBlurPil(px: Uint8Array, width: number, height: number, radius: number, scratch: BlurScratch): void {
   const { radius: r, ww, fw } = boxWeights(boxRadiusForGaussian(radius));
   const n = width * height * 3;
+  // Three passes ping-pong between two regions and end in `copy`.
   transpose(px, scratch.transposed, width, height);
-  for (let pass = 0; pass < PASSES; pass++) scratch.columnPass("transposed", height * 3, width, r, ww, fw);
-  transpose(scratch.transposed, scratch.image, height, width);
-  for (let pass = 0; pass < PASSES; pass++) scratch.columnPass("image", width * 3, height, r, ww, fw);
-  px.set(scratch.image.subarray(0, n));
+  scratch.columnPassBetween("transposed", "copy", height * 3, width, r, ww, fw);
+  scratch.columnPassBetween("copy", "transposed", height * 3, width, r, ww, fw);
+  scratch.columnPassBetween("transposed", "copy", height * 3, width, r, ww, fw);
+  transpose(scratch.copy, scratch.image, height, width);
+  scratch.columnPassBetween("image", "copy", width * 3, height, r, ww, fw);
+  scratch.columnPassBetween("copy", "image", width * 3, height, r, ww, fw);
+  scratch.columnPassBetween("image", "copy", width * 3, height, r, ww, fw);
+  px.set(scratch.copy.subarray(0, n));
 }
 
 /** RGB pixel (x, y) of src (width × height) → (y, x) of dst (height × width). */

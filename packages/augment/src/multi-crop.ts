@@ -1,9 +1,10 @@
 import { cropCount, type AugmentConfig } from "./augment-config";
-import { applyColorOps, ColorScratch } from "./color-ops";
+import { applyColorOpsDeferred, ColorScratch, FinalColorStep } from "./color-ops";
 import { drawCropPlan, type CropPlan } from "./crop-plan";
-import { cropResize, type RgbImage } from "./decode-image";
+import type { RgbImage } from "./decode-image";
 import { BlurScratch, gaussianBlurPil } from "./gaussian-blur";
-import { writeNormalizedChw } from "./normalize";
+import { writeNormalizedChw, writeNormalizedChwGray, writeNormalizedChwLookup } from "./normalize";
+import { CropResampler } from "./pil-resample";
 
 /** Where one image's crops go in a batch: crop-major, globals [2B,3,G,G], locals [L·B,3,l,l]. */
 export interface BatchSlot {
@@ -23,12 +24,15 @@ export function cropOffset(config: AugmentConfig, cropIndex: number, slot: numbe
 export class MultiCropRenderer {
   private readonly scratch = new ColorScratch();
   private readonly blur: BlurScratch;
+  private readonly resampler: CropResampler;
+  private readonly normalizeTable = new Float32Array(768);
 
   constructor(
     readonly config: AugmentConfig,
     readonly seed: number,
   ) {
     this.blur = new BlurScratch(Math.max(config.globalSize, config.localSize));
+    this.resampler = new CropResampler(Math.max(config.globalSize, config.localSize));
   }
 
   plans(image: RgbImage, epoch: number, datasetIndex: number): CropPlan[] {
@@ -37,24 +41,48 @@ export class MultiCropRenderer {
     return plans;
   }
 
-  async render(image: RgbImage, epoch: number, datasetIndex: number, target: BatchSlot): Promise<void> {
-    const plans = this.plans(image, epoch, datasetIndex);
-    // Start every resize at once so libvips works on later crops while this thread does the pixel pass of earlier ones.
-    const resized = plans.map((p) => cropResize(image, p.box.left, p.box.top, p.box.width, p.box.height, p.size));
-    for (const pending of resized) pending.catch(() => undefined); // a failure surfaces at its await below
-    for (let c = 0; c < plans.length; c++) {
-      const buffer = await resized[c];
-      const px = new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.length); // one array class keeps the hot loops monomorphic
+  /** All crops of `image`, synchronously: PIL's crop + bicubic resize, then the pixel ops, into the batch. */
+  render(image: RgbImage, epoch: number, datasetIndex: number, target: BatchSlot): void {
+    // One array class (not Buffer) keeps the hot loops monomorphic.
+    this.resampler.load(new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.length), image.width, image.height);
+    for (let c = 0; c < cropCount(this.config); c++) {
+      const plan = drawCropPlan(this.config, this.seed, epoch, datasetIndex, c, image.width, image.height);
+      const { box, size } = plan;
+      const px = this.resampler.resize(box.left, box.top, box.width, box.height, size);
       const out = c < 2 ? target.globals : target.locals;
-      this.finish(px, plans[c], out, cropOffset(this.config, c, target.slot, target.batchSize));
+      this.finish(px, plan, out, cropOffset(this.config, c, target.slot, target.batchSize));
     }
   }
 
-  /** The pixel ops after the resize, in the reference's order, then ToTensor + Normalize. */
+  /**
+   * The pixel ops after the resize, in the reference's order, then ToTensor + Normalize.
+   * The colour jitter's last lookup (or the grayscale) rides along with the blur's
+   * input when there is a blur, else with the tensor write.
+   */
   finish(px: Uint8Array, plan: CropPlan, out: Float32Array, offset: number): void {
     const { size } = plan;
-    applyColorOps(px, size * size, plan.jitter, plan.grayscale, this.scratch);
-    if (plan.blurRadius > 0) gaussianBlurPil(px, size, size, plan.blurRadius, this.blur);
-    writeNormalizedChw(px, size, plan.flip, plan.solarize, out, offset);
+    const pixelCount = size * size;
+    const final = applyColorOpsDeferred(px, pixelCount, plan.jitter, plan.grayscale, this.scratch);
+    const lut = this.scratch.pending;
+    if (plan.blurRadius > 0) {
+      if (final !== FinalColorStep.None) applyFinalStep(px, pixelCount * 3, final, lut);
+      gaussianBlurPil(px, size, size, plan.blurRadius, this.blur);
+      writeNormalizedChw(px, size, plan.flip, plan.solarize, out, offset);
+    } else if (final === FinalColorStep.GrayLookup) writeNormalizedChwGray(px, size, plan.flip, plan.solarize, lut, out, offset);
+    else if (final === FinalColorStep.Lookup) writeNormalizedChwLookup(px, size, plan.flip, plan.solarize, lut, out, offset, this.normalizeTable);
+    else writeNormalizedChw(px, size, plan.flip, plan.solarize, out, offset);
+  }
+}
+
+function applyFinalStep(px: Uint8Array, n: number, final: FinalColorStep, lut: Uint8Array): void {
+  if (final === FinalColorStep.GrayLookup) {
+    for (let o = 0; o < n; o += 3) {
+      const l = (lut[px[o]] * 19595 + lut[px[o + 1]] * 38470 + lut[px[o + 2]] * 7471 + 0x8000) >> 16;
+      px[o] = l;
+      px[o + 1] = l;
+      px[o + 2] = l;
+    }
+  } else {
+    for (let i = 0; i < n; i++) px[i] = lut[px[i]];
   }
 }

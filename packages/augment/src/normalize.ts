@@ -36,8 +36,40 @@ export const NORMALIZE_TABLE: Float32Array = (() => {
  * ops, the contrast mean and PIL's symmetric box blur).
  */
 export function writeNormalizedChw(px: Uint8Array, size: number, flip: boolean, solarized: boolean, out: Float32Array, offset: number): void {
-  const plane = size * size;
+  writeChwThroughTable(px, size, flip, NORMALIZE_TABLE, solarized ? 768 : 0, out, offset);
+}
+
+/**
+ * writeNormalizedChw of lut(px) (a per-sample 8-bit table still to apply: the colour
+ * jitter's last brightness / contrast steps), folding the table into the normalize
+ * table: no pass of its own. `scratch` holds 768 floats.
+ */
+export function writeNormalizedChwLookup(px: Uint8Array, size: number, flip: boolean, solarized: boolean, lut: Uint8Array, out: Float32Array, offset: number, scratch: Float32Array): void {
   const t = solarized ? 768 : 0;
+  for (let c = 0; c < 3; c++) for (let v = 0; v < 256; v++) scratch[c * 256 + v] = NORMALIZE_TABLE[t + c * 256 + lut[v]];
+  writeChwThroughTable(px, size, flip, scratch, 0, out, offset);
+}
+
+/** writeNormalizedChw of grayscale(lut(px)) (PIL convert("L") replicated to three channels). */
+export function writeNormalizedChwGray(px: Uint8Array, size: number, flip: boolean, solarized: boolean, lut: Uint8Array, out: Float32Array, offset: number): void {
+  const plane = size * size;
+  const table = NORMALIZE_TABLE;
+  const t = solarized ? 768 : 0;
+  for (let y = 0; y < size; y++) {
+    const row = offset + y * size;
+    let i = y * size * 3;
+    for (let k = 0; k < size; k++, i += 3) {
+      const x = flip ? size - 1 - k : k;
+      const l = (lut[px[i]] * 19595 + lut[px[i + 1]] * 38470 + lut[px[i + 2]] * 7471 + 0x8000) >> 16;
+      out[row + x] = table[t + l];
+      out[row + plane + x] = table[t + 256 + l];
+      out[row + 2 * plane + x] = table[t + 512 + l];
+    }
+  }
+}
+
+function writeChwThroughTable(px: Uint8Array, size: number, flip: boolean, table: Float32Array, t: number, out: Float32Array, offset: number): void {
+  const plane = size * size;
   const t1 = t + 256;
   const t2 = t + 512;
   for (let y = 0; y < size; y++) {
@@ -45,15 +77,15 @@ export function writeNormalizedChw(px: Uint8Array, size: number, flip: boolean, 
     let i = y * size * 3;
     if (flip) {
       for (let x = size - 1; x >= 0; x--, i += 3) {
-        out[row + x] = NORMALIZE_TABLE[t + px[i]];
-        out[row + plane + x] = NORMALIZE_TABLE[t1 + px[i + 1]];
-        out[row + 2 * plane + x] = NORMALIZE_TABLE[t2 + px[i + 2]];
+        out[row + x] = table[t + px[i]];
+        out[row + plane + x] = table[t1 + px[i + 1]];
+        out[row + 2 * plane + x] = table[t2 + px[i + 2]];
       }
     } else {
       for (let x = 0; x < size; x++, i += 3) {
-        out[row + x] = NORMALIZE_TABLE[t + px[i]];
-        out[row + plane + x] = NORMALIZE_TABLE[t1 + px[i + 1]];
-        out[row + 2 * plane + x] = NORMALIZE_TABLE[t2 + px[i + 2]];
+        out[row + x] = table[t + px[i]];
+        out[row + plane + x] = table[t1 + px[i + 1]];
+        out[row + 2 * plane + x] = table[t2 + px[i + 2]];
       }
     }
   }

@@ -1,9 +1,9 @@
 /**
  * Collective messages are two ZeroMQ frames: a protobuf FrameHeader and the raw payload
- * bytes. This file holds the structural checks every collective applies before looking at
+ * bytes (empty for a shared-memory doorbell, whose payload lies in a file). This file holds the structural checks every collective applies before looking at
  * what a frame means.
  */
-import { CollectiveKind, FrameHeader, type IFrameHeader, PROTOCOL_VERSION } from "@dino-coord/proto";
+import { CollectiveKind, FrameHeader, FrameType, type IFrameHeader, PROTOCOL_VERSION } from "@dino-coord/proto";
 
 export type RejectionReason =
   | "malformed"
@@ -60,8 +60,10 @@ export function parseFrame(parts: Buffer[], kind: CollectiveKind, groupId: numbe
     return new FrameRejection("foreign-group", `kind ${header.kind} group ${header.groupId}, expected kind ${kind} group ${groupId}`, header);
   }
   const payload = parts[1];
-  if (payload.length !== header.payloadBytes) {
-    return new FrameRejection("wrong-length", `payload of ${payload.length} bytes, header says ${header.payloadBytes}`, header);
+  // A shared-memory doorbell carries its payload in a file; its payload frame is empty.
+  const inlineBytes = header.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA ? 0 : header.payloadBytes;
+  if (payload.length !== inlineBytes) {
+    return new FrameRejection("wrong-length", `payload frame of ${payload.length} bytes, header says ${inlineBytes}`, header);
   }
   return { header, payload };
 }

@@ -17,6 +17,12 @@ export interface CollectiveOptions {
   highWaterMark?: number;
   /** How long close() lets ZeroMQ finish sending queued frames. Default min(timeoutMs, 5000). */
   closeLingerMs?: number;
+  /**
+   * All-reduce only: when every endpoint is `ipc://` (all ranks on this host), move payloads
+   * through files in /dev/shm and send only headers over ZeroMQ. Default true; a rank always
+   * accepts both forms, so ranks may differ. DINO_COMM_SHM_DIR="" disables it process-wide.
+   */
+  sharedMemory?: boolean;
 }
 
 export const DEFAULT_CHUNK_BYTES = 1024 * 1024;
@@ -31,6 +37,7 @@ export interface ResolvedOptions {
   epoch: number;
   highWaterMark: number;
   closeLingerMs: number;
+  sharedMemory: boolean;
 }
 
 export function resolveOptions(options: CollectiveOptions, minEndpoints: number): ResolvedOptions {
@@ -50,7 +57,9 @@ export function resolveOptions(options: CollectiveOptions, minEndpoints: number)
   const highWaterMark = options.highWaterMark ?? DEFAULT_HIGH_WATER_MARK;
   if (!Number.isInteger(highWaterMark) || highWaterMark < 1) throw new CollectiveUsageError("highWaterMark", `must be a positive integer, got ${highWaterMark}`);
   const closeLingerMs = options.closeLingerMs ?? Math.min(timeoutMs, 5000);
-  return { endpoints: [...endpoints], timeoutMs, logger, chunkBytes, epoch, highWaterMark, closeLingerMs };
+  const sharedMemory = options.sharedMemory ?? true;
+  if (typeof sharedMemory !== "boolean") throw new CollectiveUsageError("sharedMemory", `must be a boolean, got ${JSON.stringify(sharedMemory)}`);
+  return { endpoints: [...endpoints], timeoutMs, logger, chunkBytes, epoch, highWaterMark, closeLingerMs, sharedMemory };
 }
 
 export function checkRank(rank: number, worldSize: number, first = 0): void {

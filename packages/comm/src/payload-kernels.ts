@@ -209,6 +209,48 @@ export class PayloadKernels {
     return foldLanes(this.lanes, 8, received.length);
   }
 
+  /**
+   * The first `length` bytes of the scratch region, for a caller (the shared-memory path) to
+   * fill directly; the *Scratch methods then work on those bytes without another copy.
+   */
+  scratch(length: number): Uint8Array {
+    this.checkLength(length);
+    return this.bytes.subarray(this.regionA, this.regionA + length);
+  }
+
+  /** Checksum of the first `length` bytes of the scratch region. */
+  checksumScratch(length: number): number {
+    this.checksumLanes(this.regionA, this.padScratch(length));
+    return foldLanes(this.lanes, 0, length);
+  }
+
+  /**
+   * accumulateVerified for a payload already in the scratch region: if its first `local.length`
+   * bytes have checksum `expected`, adds `local` into them (the sum stays in the scratch) and
+   * returns the checksum of the sum; otherwise null.
+   */
+  accumulateScratchVerified(local: Uint8Array, expected: number): number | null {
+    const padded = this.padScratch(local.length);
+    this.load(local, this.regionB);
+    this.addChecksumLanes(this.regionA, this.regionB, padded);
+    if (foldLanes(this.lanes, 0, local.length) !== expected) return null;
+    return foldLanes(this.lanes, 8, local.length);
+  }
+
+  private checkLength(length: number): void {
+    if (length > this.maxChunkBytes) {
+      throw new RangeError(`payload of ${length} bytes exceeds the ${this.maxChunkBytes}-byte chunk scratch`);
+    }
+  }
+
+  /** Zeroes the scratch bytes after `length` up to a whole vector; returns that length. */
+  private padScratch(length: number): number {
+    this.checkLength(length);
+    const padded = Math.ceil(length / VECTOR_BYTES) * VECTOR_BYTES;
+    this.bytes.fill(0, this.regionA + length, this.regionA + padded);
+    return padded;
+  }
+
   /** Copies `source` to `offset` and zeroes the tail up to a whole vector; returns that length. */
   private load(source: Uint8Array, offset: number): number {
     if (source.length > this.maxChunkBytes) {

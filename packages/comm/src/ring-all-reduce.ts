@@ -15,6 +15,13 @@
  * have provably reached the next rank once the operation completes (the finished segment
  * that comes back around depends on them), so the caller may reuse the array immediately.
  *
+ * Same host (every endpoint ipc://): payloads go through SharedMemoryFiles instead, and
+ * ZeroMQ carries only the header as a doorbell. During reduce-scatter the receiver reads the
+ * sender's file into the kernels' scratch, adds and verifies there, and writes the sum to its
+ * own file; during all-gather every rank reads a finished segment straight from its owner's
+ * file and only forwards the doorbell. The summation order is the same as over sockets.
+ * Nothing is kept referencing the caller's array: its bytes are copied into the file.
+ *
  * The coordinator receives the reduced sum by joining the ring as one more member that
  * contributes zeros.
  */
@@ -28,6 +35,9 @@ import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptio
 import { PayloadKernels } from "./payload-kernels";
 import { RingLayout } from "./ring-layout";
 import { SendQueue } from "./send-queue";
+import { SharedMemoryFiles } from "./shared-memory-files";
+
+const EMPTY = Buffer.alloc(0);
 
 export interface RingAllReduceOptions extends CollectiveOptions {
   /** This process's position in the ring, 0..endpoints.length-1. */
@@ -50,6 +60,10 @@ export class RingAllReduce {
   private abortReason: string | null = null;
   private layout?: RingLayout;
   private seen = new Uint8Array(0);
+  /** Set when every rank is on this host: peers' payloads may arrive through shared memory. */
+  private files?: SharedMemoryFiles;
+  /** Whether this rank sends its payloads through its own shared-memory file. */
+  private sendsShared = false;
 
   constructor(options: RingAllReduceOptions) {
     this.options = resolveOptions(options, 1);
@@ -70,6 +84,14 @@ export class RingAllReduce {
       this.outbox = new SendQueue(endpoints[this.nextRank], highWaterMark, timeoutMs, closeLingerMs);
       try {
         await this.inbox.bind();
+        const directory = endpoints.every((e) => e.startsWith("ipc://")) ? SharedMemoryFiles.usableDirectory() : null;
+        if (directory !== null) {
+          this.files = new SharedMemoryFiles(directory, endpoints, this.options.epoch, this.rank);
+          if (this.options.sharedMemory) {
+            this.files.create();
+            this.sendsShared = true;
+          }
+        }
         this.outbox.connect();
       } catch (err) {
         this.shutdown(0);
@@ -136,6 +158,7 @@ export class RingAllReduce {
     this.state = "closed";
     this.inbox?.close();
     this.outbox?.close(lingerMs);
+    this.files?.close();
   }
 
   private layoutFor(length: number): RingLayout {
@@ -154,15 +177,30 @@ export class RingAllReduce {
     const { rank, worldSize, groupId, kernels } = this;
     const { timeoutMs } = this.options;
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    const header = (ringStep: number, chunk: number, payloadBytes: number, checksum: number) =>
+    const header = (ringStep: number, chunk: number, payloadBytes: number, checksum: number, type = FrameType.FRAME_TYPE_DATA) =>
       encodeHeader({
-        kind: CollectiveKind.COLLECTIVE_KIND_ALL_REDUCE, type: FrameType.FRAME_TYPE_DATA, groupId, step, senderRank: rank,
+        kind: CollectiveKind.COLLECTIVE_KIND_ALL_REDUCE, type, groupId, step, senderRank: rank,
         ringStep, chunk, payloadBytes, payloadCrc32: checksum, totalElements: values.length,
       });
+    const SHARED = FrameType.FRAME_TYPE_SHARED_MEMORY_DATA;
+    // With an empty segment some rank might never open a peer's file before that peer closes it.
+    const files = this.sendsShared && values.length >= worldSize ? this.files : undefined;
+    files?.reserve(values.byteLength);
+    /** Sends `payload` (the chunk at byte `start`) as the ring step `ringStep` message. */
+    const send = (ringStep: number, chunk: number, payload: Uint8Array, start: number, checksum: number) => {
+      if (files) {
+        files.write(payload, start);
+        outbox.enqueue([header(ringStep, chunk, payload.length, checksum, SHARED), EMPTY]);
+      } else {
+        outbox.enqueue([header(ringStep, chunk, payload.length, checksum), Buffer.isBuffer(payload) ? payload : Buffer.from(payload)]);
+      }
+    };
 
     for (let chunk = 0; chunk < layout.chunkCount(rank); chunk++) {
       const payload = bytesOf(values, layout.chunkStart(rank, chunk), layout.chunkEnd(rank, chunk));
-      outbox.enqueue([header(0, chunk, payload.length, kernels.checksum(payload)), payload]);
+      const checksum = kernels.checksum(payload);
+      // checksum() left a copy in the scratch, still in cache: write that one to the file.
+      send(0, chunk, files ? kernels.scratch(payload.length) : payload, layout.chunkStart(rank, chunk) * 4, checksum);
     }
 
     const expected = layout.expectedMessages(rank);
@@ -205,6 +243,50 @@ export class RingAllReduce {
         continue;
       }
       const start = layout.chunkStart(segment, h.chunk) * 4;
+      if (h.type === SHARED) {
+        // Reduce-scatter data is in the sender's file, all-gather data in the segment owner's.
+        const source = layout.isReduceScatter(ringStep) ? h.senderRank : (segment - 1 + worldSize) % worldSize;
+        const scratch = kernels.scratch(h.payloadBytes);
+        const problem = this.files
+          ? this.files.read(source, scratch, start)
+          : { reason: "malformed" as const, detail: "shared-memory payload, but not every rank of this group is on this host" };
+        if (problem) {
+          inbox.reject(new FrameRejection(problem.reason, problem.detail, h));
+          continue;
+        }
+        let checksum: number;
+        if (layout.isReduceScatter(ringStep)) {
+          const sum = kernels.accumulateScratchVerified(bytes.subarray(start, start + scratch.length), h.payloadCrc32);
+          if (sum === null) {
+            inbox.reject(new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h));
+            continue;
+          }
+          checksum = sum;
+          if (ringStep === worldSize - 2) {
+            bytes.set(scratch, start);
+            bufferIntact = false;
+            this.openPeerFiles();
+          }
+        } else {
+          if (kernels.checksumScratch(scratch.length) !== h.payloadCrc32) {
+            inbox.reject(new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h));
+            continue;
+          }
+          checksum = h.payloadCrc32;
+          bytes.set(scratch, start);
+          bufferIntact = false;
+        }
+        this.seen[slot] = 1;
+        received++;
+        lastProgressAt = Date.now();
+        inbox.accepted();
+        if (ringStep + 1 < layout.ringSteps) {
+          if (!layout.isReduceScatter(ringStep)) outbox.enqueue([header(ringStep + 1, h.chunk, scratch.length, checksum, SHARED), EMPTY]);
+          else if (files) send(ringStep + 1, h.chunk, scratch, start, checksum);
+          else outbox.enqueue([header(ringStep + 1, h.chunk, scratch.length, checksum), Buffer.from(scratch)]);
+        }
+        continue;
+      }
       let checksum: number;
       if (layout.isReduceScatter(ringStep)) {
         const sum = kernels.accumulateVerified(payload, bytes.subarray(start, start + payload.length), h.payloadCrc32);
@@ -216,6 +298,7 @@ export class RingAllReduce {
         if (ringStep === worldSize - 2) {
           bytes.set(payload, start);
           bufferIntact = false;
+          this.openPeerFiles();
         }
       } else {
         if (kernels.checksum(payload) !== h.payloadCrc32) {
@@ -230,13 +313,25 @@ export class RingAllReduce {
       received++;
       lastProgressAt = Date.now();
       inbox.accepted();
-      if (ringStep + 1 < layout.ringSteps) outbox.enqueue([header(ringStep + 1, h.chunk, payload.length, checksum), payload]);
+      if (ringStep + 1 < layout.ringSteps) {
+        if (layout.isReduceScatter(ringStep)) send(ringStep + 1, h.chunk, payload, start, checksum);
+        else outbox.enqueue([header(ringStep + 1, h.chunk, payload.length, checksum), payload]);
+      }
     }
+  }
+
+  /**
+   * Called on a finished sum: every rank has started (the sum went through all of them) and
+   * none can finish before this rank has, so all files exist and are kept until then. Opening
+   * them now means no all-gather read can miss a file whose owner already closed.
+   */
+  private openPeerFiles(): void {
+    this.files?.openPeers();
   }
 
   /** Checks that a well-formed frame of this group is the next rank's data for this step. */
   private check(h: FrameHeader, step: number, layout: RingLayout, length: number, bufferIntact: boolean): FrameRejection | null {
-    if (h.type !== FrameType.FRAME_TYPE_DATA) return new FrameRejection("malformed", `frame type ${h.type} in an all-reduce`, h);
+    if (h.type !== FrameType.FRAME_TYPE_DATA && h.type !== FrameType.FRAME_TYPE_SHARED_MEMORY_DATA) return new FrameRejection("malformed", `frame type ${h.type} in an all-reduce`, h);
     if (h.senderRank !== this.previousRank) return new FrameRejection("unknown-sender", `sender rank ${h.senderRank}, expected ${this.previousRank}`, h);
     if (h.step < step) return new FrameRejection("stale-step", `step ${h.step} while reducing step ${step}`, h);
     if (h.step > step) return new FrameRejection("future-step", `step ${h.step} while reducing step ${step}`, h);

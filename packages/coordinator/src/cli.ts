@@ -9,6 +9,7 @@ import { registerCheckReference } from "./commands/check-reference";
 import { registerPlacement } from "./commands/placement";
 import { registerBenchComm } from "./commands/bench-comm";
 import { registerCheckpoint } from "./commands/checkpoint";
+import { registerResume } from "./commands/resume";
 
 /** Each subcommand lives in its own file under commands/ and registers itself here. */
 const registrations: Array<(program: Command) => void> = [
@@ -22,6 +23,7 @@ const registrations: Array<(program: Command) => void> = [
   registerBenchAugment,
   registerBenchComm,
   registerCheckpoint,
+  registerResume,
 ];
 
 export function buildProgram(): Command {

@@ -41,9 +41,13 @@ export class ControlServer {
   private readonly identities = new Map<number, Buffer>();
   private readonly lastSeen = new Map<number, number>();
   private failure?: Error;
+  private readonly failureListeners: Array<(err: Error) => void> = [];
   private watchdog?: NodeJS.Timeout;
+  private heartbeats?: NodeJS.Timeout;
   private closed = false;
   endpoint = "";
+  /** Bytes of every control message sent so far (routing identity excluded). */
+  bytesSent = 0;
 
   constructor(
     private readonly log: Logger,
@@ -82,6 +86,23 @@ export class ControlServer {
     this.watchdog.unref();
   }
 
+  /**
+   * Heartbeats to every worker with a rank, every heartbeat timeout / 4, so a worker
+   * notices a dead coordinator (its watchdog) even while it waits on a collective.
+   */
+  startHeartbeats(): void {
+    if (this.heartbeats) return;
+    this.heartbeats = setInterval(() => {
+      for (const [rank, identity] of this.identities) this.sendToIdentity(identity, { heartbeat: { rank } }).catch(() => undefined);
+    }, Math.max(100, this.heartbeatTimeoutMs / 4));
+    this.heartbeats.unref();
+  }
+
+  /** `listener` runs once with the run's error when the run fails (e.g. to abort the collectives). */
+  onFailure(listener: (err: Error) => void): void {
+    this.failureListeners.push(listener);
+  }
+
   async sendTo(rank: number, body: dino.control.IEnvelope, payloads: readonly Float32Array[] = []): Promise<void> {
     const identity = this.identities.get(rank);
     if (!identity) throw new Error(`no worker with rank ${rank}`);
@@ -96,7 +117,9 @@ export class ControlServer {
   }
 
   async sendToIdentity(identity: Buffer, body: dino.control.IEnvelope, payloads: readonly Float32Array[] = []): Promise<void> {
-    await this.outbox.send([identity, ...encodeControl(body, payloads)]);
+    const frames = encodeControl(body, payloads);
+    for (const frame of frames) this.bytesSent += frame.byteLength;
+    await this.outbox.send([identity, ...frames]);
   }
 
   async broadcast(ranks: number, body: dino.control.IEnvelope, payloads: readonly Float32Array[] = []): Promise<void> {
@@ -132,6 +155,7 @@ export class ControlServer {
       waiter.reject(err);
     }
     this.waiters.clear();
+    for (const listener of this.failureListeners) listener(err);
   }
 
   /** Tell every registered worker to stop (best effort, bounded in time). */
@@ -144,6 +168,7 @@ export class ControlServer {
     if (this.closed) return;
     this.closed = true;
     if (this.watchdog) clearInterval(this.watchdog);
+    if (this.heartbeats) clearInterval(this.heartbeats);
     for (const waiter of this.waiters) clearTimeout(waiter.timer);
     this.router.close();
   }

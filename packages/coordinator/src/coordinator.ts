@@ -1,10 +1,16 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
-import { CENTER_MOMENTUM, checksumOf, ProtocolError, readPayload, type RunConfig } from "@dino-coord/worker";
+import { BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
+import { dino } from "@dino-coord/proto";
+import { advertisedAddress, averageStepBuffer, CENTER_MOMENTUM, checksumOf, freeCollectiveEndpoints, hostOf, ProtocolError, type RunConfig } from "@dino-coord/worker";
 import { CHECKPOINT_POLICY_DEFAULTS, epochCheckpointDue, saveCheckpoint, stepCheckpointDue, type CheckpointPolicy } from "./checkpoint";
-import type { ControlServer, Incoming } from "./control-server";
+import { WorkerFailedError, type ControlServer, type Incoming } from "./control-server";
 import { Progress, RunOutput, type StepMetrics } from "./run-output";
+import type { GracefulStop } from "./graceful-stop";
+import { optimizerFrames } from "@dino-coord/worker";
+import { epochSumsExtra, restoreTrainingState, type EpochSums, type ResumePoint } from "./resume";
+import { checkpointSettingsOf } from "./run-config";
 
 /** The loss became NaN or infinite: training stops, as the reference's `sys.exit(1)`. */
 export class NonFiniteLossError extends Error {
@@ -32,15 +38,19 @@ export class TrainingState {
   readonly teacher: ParamStore;
   readonly adamw: AdamW;
   readonly center: Float32Array;
+  /** [teacher | center] in one buffer (teacher.data and center are views): one broadcast per step. */
+  readonly teacherAndCenter: Float32Array;
 
   constructor(readonly config: RunConfig) {
     const specs = dinoParamSpecs(config.model);
     this.student = new ParamStore(specs);
     initParams(this.student, referenceInitOf(specs), config.seed);
     // The teacher starts as a copy of the student.
-    this.teacher = this.student.clone();
+    this.teacherAndCenter = new Float32Array(this.student.size + config.model.outDim);
+    this.teacher = new ParamStore(specs, this.teacherAndCenter.subarray(0, this.student.size));
+    this.teacher.data.set(this.student.data);
     this.adamw = new AdamW(this.student);
-    this.center = new Float32Array(config.model.outDim);
+    this.center = this.teacherAndCenter.subarray(this.student.size);
   }
 }
 
@@ -78,28 +88,42 @@ export interface TrainingRun {
   connectTimeoutMs: number;
   /** Register handles given by acceptWorkers, by rank. */
   workers: Incoming[];
+  /** Continue from this checkpoint (resume.ts). */
+  resume?: ResumePoint;
+  /** SIGTERM/SIGINT: checkpoint, then stop (graceful-stop.ts). */
+  stop?: GracefulStop;
 }
 
 /**
- * The coordinator's side of training: welcome the workers with the initial weights, then per
- * step send the plan (teacher + center), reduce the workers' [gradient | teacher-output sums |
- * loss] buffers (a star reduction in rank order, since @dino-coord/comm has no all-reduce that
- * includes the coordinator yet), send the mean back, apply the same update to its own replica,
- * then the EMA teacher and the center.
+ * The coordinator's side of training: welcome the workers with the initial weights and the
+ * collective groups, then per step send the plan (scalars), broadcast [teacher | center] down
+ * the chain (the root sends every byte once, whatever N), join the workers' ring all-reduce of
+ * [gradient | teacher-output sums | loss] as its last member contributing zeros, take the DDP
+ * mean exactly as the workers do, apply the same update to its own replica, then the EMA
+ * teacher and the center.
  */
 export async function train(run: TrainingRun): Promise<TrainingState> {
   const { server, config, output, log, itersPerEpoch } = run;
   const world = config.gpus;
   const state = new TrainingState(config);
   const { student, teacher, adamw, center } = state;
+  const start = run.resume?.checkpoint;
+  if (start) restoreTrainingState(state, start);
   const P = student.size;
   const K = config.model.outDim;
   const configJson = JSON.stringify(config);
   output.writeConfig(config);
 
   run.workers.forEach((w, rank) => server.assignRank(w.identity, rank));
+  server.startHeartbeats();
+  const { ring, teacherFeed, ringEndpoints, broadcastEndpoints } = await collectiveGroups(run);
+  // A failed run (a dead worker, a signal) cancels the collective the coordinator waits on.
+  server.onFailure((err) => {
+    ring.abort(err.message);
+    teacherFeed.abort(err.message);
+  });
   for (let rank = 0; rank < world; rank++) {
-    await server.sendTo(rank, { welcome: { rank, worldSize: world, configJson } }, [student.data, teacher.data, center]);
+    await server.sendTo(rank, { welcome: { rank, worldSize: world, configJson, ringEndpoints, broadcastEndpoints } }, [student.data, teacher.data, center, ...(start ? optimizerFrames(adamw.state()) : [])]);
   }
   for (let rank = 0; rank < world; rank++) {
     const ready = await server.next("ready", `worker ${rank} to load the model and data`, run.connectTimeoutMs + config.stepTimeoutMs, rank);
@@ -110,18 +134,21 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   log.info({ world, params: P, itersPerEpoch, host: hostname() }, "all workers ready, training");
 
   const schedules = runSchedules(config, world, itersPerEpoch);
+  // [gradient | teacher-output column sums | loss], the coordinator's ring contribution (zeros), reduced in place.
   const reduced = new Float32Array(P + K + 1);
-  const scratch = new Float32Array(P + K + 1); // aligned copy of an unaligned frame
-  const grads = new Float32Array(P); // the coordinator's copy: clipping works in place
   const results: Incoming[] = new Array(world);
   const totalSteps = config.epochs * itersPerEpoch;
   const progress = new Progress(totalSteps, Math.max(1, Math.floor(itersPerEpoch / 4)));
   const imagesPerStep = config.batchSizePerGpu * world;
-  const policy: CheckpointPolicy = { ...CHECKPOINT_POLICY_DEFAULTS, saveckpFreq: config.saveckpFreq };
-  const started = performance.now();
-  let lastLoss = Number.NaN;
+  const { saveEverySteps, keepLast } = checkpointSettingsOf(config);
+  const policy: CheckpointPolicy = { ...CHECKPOINT_POLICY_DEFAULTS, saveEverySteps, keepLast, saveckpFreq: config.saveckpFreq };
+  const started = performance.now() - (start?.elapsedSeconds ?? 0) * 1000;
+  const controlBytesBefore = server.bytesSent; // the welcomes carried the initial weights
+  let lastLoss = start?.loss ?? Number.NaN;
+  let lastSaved = start ? { step: start.step, path: start.path } : undefined;
   // Positions count what is done: `step` updates applied, (epoch, iterInEpoch) the next iteration.
-  const save = (at: { step: number; epoch: number; iterInEpoch: number; pinned: boolean; loss: number }): string => {
+  // `sums`: the epoch's running sums up to `at`, saved so a resumed run's log.txt means are the same.
+  const save = (at: { step: number; epoch: number; iterInEpoch: number; pinned: boolean; loss: number }, sums: EpochSums): string => {
     const { path } = saveCheckpoint(config.outputDir, {
       ...at,
       student,
@@ -132,14 +159,21 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
       rng: { seed: config.seed },
       schedule: scheduleConfigOf(config, world, itersPerEpoch),
       elapsedSeconds: (performance.now() - started) / 1000,
+      extra: epochSumsExtra(sums),
     }, { keepLast: policy.keepLast });
+    lastSaved = { step: at.step, path };
     log.info({ path, step: at.step, pinned: at.pinned }, "checkpoint saved");
     return path;
   };
 
-  for (let epoch = 0; epoch < config.epochs; epoch++) {
-    const sums = { loss: 0, lr: 0, wd: 0 };
-    for (let iter = 0; iter < itersPerEpoch; iter++) {
+  // What the in-memory state is, updated where it changes: a stop signal saves this (graceful-stop.ts).
+  let completed = { step: start?.step ?? 0, epoch: start?.epoch ?? 0, iterInEpoch: start?.iterInEpoch ?? 0, loss: lastLoss, sums: { ...(run.resume?.sums ?? { loss: 0, lr: 0, wd: 0 }) } };
+  run.stop?.setSaver(() => (lastSaved?.step === completed.step ? lastSaved.path : save({ ...completed, pinned: false }, completed.sums)));
+
+  for (let epoch = start?.epoch ?? 0; epoch < config.epochs; epoch++) {
+    const resumedEpoch = start !== undefined && epoch === start.epoch;
+    const sums: EpochSums = resumedEpoch ? { ...completed.sums } : { loss: 0, lr: 0, wd: 0 };
+    for (let iter = resumedEpoch ? start.iterInEpoch : 0; iter < itersPerEpoch; iter++) {
       const hp = schedules.at(epoch, iter);
       const step = hp.iteration;
       const t0 = performance.now();
@@ -153,49 +187,49 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
         teacherTemp: hp.teacherTemp,
         freezeLastLayer: epoch < config.freezeLastLayer,
       };
-      await server.broadcast(world, { plan }, [teacher.data, center]);
-      const t1 = performance.now();
-      let slowest = 0;
+      const checksumRequested = (step + 1) % config.checksumEvery === 0 || step + 1 === totalSteps;
+      await server.broadcast(world, { plan: { ...plan, checksumRequested } });
+      await collective(server, teacherFeed.send(state.teacherAndCenter, { step }, step));
+      reduced.fill(0);
+      await collective(server, ring.allReduce(reduced, step));
+      let slowest = -1;
+      let broadcast = 0;
       let data = 0;
       let compute = 0;
+      let allReduce = 0;
       let skipped = 0;
       for (let rank = 0; rank < world; rank++) {
         results[rank] = await server.next("result", `step ${step} result of worker ${rank}`, config.stepTimeoutMs, rank);
         const r = results[rank].envelope.result;
         if (r?.step !== step) throw new ProtocolError(`worker ${rank} sent the result of step ${r?.step} during step ${step}`);
-        const busy = (r.dataMs ?? 0) + (r.computeMs ?? 0);
-        if (busy > slowest) [slowest, data, compute] = [busy, r.dataMs ?? 0, r.computeMs ?? 0];
+        // The step's critical path is the worker that entered the ring last (teacher arrival,
+        // data and compute, counted from its plan); its all-reduce time is the collective's own.
+        // Its split adds up to the step: the root's wait for the chain's acknowledgement
+        // overlaps the workers' work and is not counted again.
+        const busy = (r.broadcastMs ?? 0) + (r.dataMs ?? 0) + (r.computeMs ?? 0);
+        if (busy > slowest) [slowest, broadcast, data, compute, allReduce] = [busy, r.broadcastMs ?? 0, r.dataMs ?? 0, r.computeMs ?? 0, r.allReduceMs ?? 0];
         skipped += r.skippedImages ?? 0;
       }
-      const t2 = performance.now();
-      // Sum in rank order, so a run's reduction does not depend on message arrival order.
-      reduced.fill(0);
-      for (let rank = 0; rank < world; rank++) {
-        readPayload(results[rank].payloads[0], scratch, `step buffer of worker ${rank}`);
-        for (let i = 0; i < scratch.length; i++) reduced[i] += scratch[i];
-        results[rank] = undefined as unknown as Incoming; // let the frame go
-      }
-      for (let i = 0; i < P; i++) reduced[i] /= world; // DDP averages gradients over ranks
-      reduced[P + K] /= world; // mean loss (every rank has the same batch size)
+      const t3 = performance.now();
+      averageStepBuffer(reduced, P, K, world); // DDP averages gradients (and the loss) over ranks
       const loss = reduced[P + K];
       if (!Number.isFinite(loss)) {
         // The state has not been touched by this step yet: it is the last good one.
-        const savedTo = save({ step, epoch, iterInEpoch: iter, pinned: true, loss: lastLoss });
+        const savedTo = save({ step, epoch, iterInEpoch: iter, pinned: true, loss: lastLoss }, sums);
         throw new NonFiniteLossError(step, loss, savedTo);
       }
-      const checksumRequested = (step + 1) % config.checksumEvery === 0 || step + 1 === totalSteps;
-      await server.broadcast(world, { update: { step, checksumRequested } }, [reduced]);
-      const t3 = performance.now();
-      grads.set(reduced.subarray(0, P));
-      studentUpdate(adamw, student.data, grads, { lr: hp.lr, weightDecay: hp.weightDecay, clipGrad: config.clipGrad, epoch, freezeLastLayer: config.freezeLastLayer });
+      studentUpdate(adamw, student.data, reduced.subarray(0, P), { lr: hp.lr, weightDecay: hp.weightDecay, clipGrad: config.clipGrad, epoch, freezeLastLayer: config.freezeLastLayer });
       emaTeacher(teacher.data, student.data, hp.momentum);
       updateCenter(center, reduced.subarray(P, P + K), 2 * config.batchSizePerGpu * world, CENTER_MOMENTUM);
+      completed = { step: step + 1, epoch, iterInEpoch: iter + 1, loss, sums: { loss: sums.loss + loss, lr: sums.lr + hp.lr, wd: sums.wd + hp.weightDecay } };
       const t4 = performance.now();
-      const expected = checksumRequested ? checksumOf(student.data) : "";
-      for (let rank = 0; rank < world; rank++) {
-        const done = await server.next("updateDone", `worker ${rank} to apply the update of step ${step}`, config.stepTimeoutMs, rank);
-        const got = done.envelope.updateDone?.studentChecksum ?? "";
-        if (checksumRequested && got !== expected) throw new ReplicaMismatchError(step, `worker ${rank} has checksum ${got}, the coordinator ${expected}`);
+      if (checksumRequested) {
+        const expected = checksumOf(student.data);
+        for (let rank = 0; rank < world; rank++) {
+          const done = await server.next("updateDone", `worker ${rank} to apply the update of step ${step}`, config.stepTimeoutMs, rank);
+          const got = done.envelope.updateDone?.studentChecksum ?? "";
+          if (got !== expected) throw new ReplicaMismatchError(step, `worker ${rank} has checksum ${got}, the coordinator ${expected}`);
+        }
       }
       const t5 = performance.now();
       const total = t5 - t0;
@@ -214,11 +248,11 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
           total,
           data,
           compute,
-          // star all-reduce: summing, sending the mean back, workers applying it
-          all_reduce: t3 - t2 + (t5 - t4),
-          broadcast: t1 - t0,
-          // results in flight and stragglers: the result wait beyond the slowest worker's own work
-          wait: Math.max(0, t2 - t1 - slowest),
+          all_reduce: allReduce,
+          // the critical worker's wait for [teacher | center] after its plan arrived
+          broadcast,
+          // the rest: plan delivery, results in flight, checksum replies
+          wait: Math.max(0, total - broadcast - data - compute - allReduce - (t4 - t3)),
           update: t4 - t3,
         },
       };
@@ -226,20 +260,26 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
       progress.update(metrics);
       log.debug(metrics, "step");
       lastLoss = loss;
-      const completed = step + 1;
-      const due = stepCheckpointDue(policy, completed);
-      if (due.save && iter + 1 < itersPerEpoch) save({ step: completed, epoch, iterInEpoch: iter + 1, pinned: due.pinned, loss });
       sums.loss += loss;
       sums.lr += hp.lr;
       sums.wd += hp.weightDecay;
+      const due = stepCheckpointDue(policy, step + 1);
+      if (iter + 1 < itersPerEpoch) {
+        if (due.save) save({ step: step + 1, epoch, iterInEpoch: iter + 1, pinned: due.pinned, loss }, sums);
+        run.stop?.stopAfterStep();
+      }
     }
     output.epoch(epoch, { loss: sums.loss / itersPerEpoch, lr: sums.lr / itersPerEpoch, wd: sums.wd / itersPerEpoch });
     // The reference's end of epoch: checkpoint.pth always, checkpoint{epoch:04}.pth (pinned here) every --saveckp-freq.
     const due = epochCheckpointDue(policy, epoch);
-    if (due.save) save({ step: (epoch + 1) * itersPerEpoch, epoch: epoch + 1, iterInEpoch: 0, pinned: due.pinned, loss: lastLoss });
+    completed = { step: (epoch + 1) * itersPerEpoch, epoch: epoch + 1, iterInEpoch: 0, loss: lastLoss, sums: { loss: 0, lr: 0, wd: 0 } };
+    if (due.save) save({ ...completed, pinned: due.pinned }, completed.sums);
     log.info({ epoch, loss: sums.loss / itersPerEpoch }, "epoch done");
+    run.stop?.stopAfterStep();
   }
   progress.done();
+  log.info({ steps: totalSteps, ring: ring.stats, broadcast: teacherFeed.stats, controlBytesPerStep: (server.bytesSent - controlBytesBefore) / totalSteps }, "collective stats");
+  await Promise.all([ring.close(), teacherFeed.close()]);
   return state;
 }
 
@@ -261,4 +301,56 @@ export function runSchedules(config: RunConfig, world: number, itersPerEpoch: nu
 export function scheduleConfigOf(config: RunConfig, worldSize: number, itersPerEpoch: number): DinoScheduleConfig {
   const { lr, minLr, warmupEpochs, batchSizePerGpu, weightDecay, weightDecayEnd, momentumTeacher, warmupTeacherTemp, teacherTemp, warmupTeacherTempEpochs, epochs } = config;
   return { lr, minLr, warmupEpochs, batchSizePerGpu, worldSize, weightDecay, weightDecayEnd, momentumTeacher, warmupTeacherTemp, teacherTemp, warmupTeacherTempEpochs, epochs, itersPerEpoch };
+}
+
+interface CollectiveGroups {
+  ring: RingAllReduce;
+  teacherFeed: BroadcastRoot<dino.control.IStepPlan>;
+  ringEndpoints: string[];
+  broadcastEndpoints: string[];
+}
+
+/**
+ * The run's collective groups from the workers' registered endpoints: the gradient ring
+ * (workers by rank, then the coordinator) and the teacher broadcast chain (the coordinator,
+ * then the workers by rank). The coordinator's own sockets are Unix sockets when every worker
+ * registered one (all on this host), else TCP on an address the workers reach.
+ */
+async function collectiveGroups(run: TrainingRun): Promise<CollectiveGroups> {
+  const registered = run.workers.map((w, rank) => {
+    const { ringEndpoint, broadcastEndpoint, host } = w.envelope.register ?? {};
+    if (!ringEndpoint || !broadcastEndpoint) throw new ProtocolError(`worker ${rank} (${host}) registered no collective endpoints`);
+    return { ring: ringEndpoint, broadcast: broadcastEndpoint };
+  });
+  const all = registered.flatMap((r) => [r.ring, r.broadcast]);
+  const transport = all.every((e) => e.startsWith("ipc://")) ? "ipc" : "tcp";
+  const loopbackOnly = all.every((e) => e.startsWith("ipc://") || hostOf(e).startsWith("127."));
+  const own = await freeCollectiveEndpoints(transport, advertisedAddress(loopbackOnly ? "127.0.0.1" : ""));
+  const ringEndpoints = [...registered.map((r) => r.ring), own.ring];
+  const broadcastEndpoints = [own.broadcast, ...registered.map((r) => r.broadcast)];
+  const timeoutMs = run.config.stepTimeoutMs;
+  const ring = new RingAllReduce({ rank: run.config.gpus, endpoints: ringEndpoints, timeoutMs, logger: run.log });
+  const teacherFeed = new BroadcastRoot<dino.control.IStepPlan>({ endpoints: broadcastEndpoints, timeoutMs, logger: run.log, metaCodec: dino.control.StepPlan });
+  await ring.start();
+  await teacherFeed.start();
+  run.log.info({ ringEndpoints, broadcastEndpoints }, "collective groups started");
+  return { ring, teacherFeed, ringEndpoints, broadcastEndpoints };
+}
+
+/**
+ * Awaits a collective; when the run already failed (and so cancelled it) reports the run's
+ * error, and names the worker behind a collective timeout (ring member r and broadcast
+ * receiver r + 1 are worker r; the ring's last member is the coordinator).
+ */
+async function collective<T>(server: ControlServer, operation: Promise<T>): Promise<T> {
+  try {
+    return await operation;
+  } catch (err) {
+    if (server.error) throw server.error;
+    if (err instanceof CollectiveTimeoutError) {
+      const worker = err.operation === "allReduce" ? err.peerRank : err.peerRank - 1;
+      throw new WorkerFailedError(worker, `stopped taking part in the ${err.operation} of step ${err.step}: ${err.message}`);
+    }
+    throw err;
+  }
 }

@@ -2,6 +2,7 @@ import { availableParallelism } from "node:os";
 import { resolve } from "node:path";
 import { ARCHS, dinoPreset, tinyDemoConfig, type Arch, type DinoModelConfig } from "@dino-coord/model";
 import type { RunConfig } from "@dino-coord/worker";
+import { CHECKPOINT_POLICY_DEFAULTS } from "./checkpoint/save-policy";
 
 /** A flag value dino-coord refuses; the message names the flag and what it accepts. */
 export class UsageError extends Error {
@@ -52,6 +53,12 @@ export interface LaunchFlags {
   stepTimeout: string;
   connectTimeout: string;
   heartbeatTimeout: string;
+  /** Checkpointing and resume (see ./resume.ts, ./graceful-stop.ts). */
+  saveEverySteps: string;
+  keepLast: string;
+  termGraceS: string;
+  resume?: string;
+  allowConfigChange?: boolean;
 }
 
 /** main_dino.py's defaults (as strings, the way commander hands them over) plus dino-coord's own. */
@@ -93,20 +100,44 @@ export const LAUNCH_DEFAULTS = {
   stepTimeout: "600",
   connectTimeout: "120",
   heartbeatTimeout: "60",
+  saveEverySteps: String(CHECKPOINT_POLICY_DEFAULTS.saveEverySteps),
+  keepLast: String(CHECKPOINT_POLICY_DEFAULTS.keepLast),
+  termGraceS: "25",
 } as const satisfies Partial<Record<keyof LaunchFlags, string | readonly string[]>>;
 
 /** What `--preset tiny` changes (flags given explicitly still win). */
-const TINY_PRESET: Partial<Record<keyof LaunchFlags, string>> = {
-  patchSize: "8",
-  outDim: "256",
-  batchSizePerGpu: "8",
-  epochs: "10",
-  warmupEpochs: "2",
-  localCropsNumber: "4",
-};
+const TINY_PRESET: Partial<Record<keyof LaunchFlags, string>> = { patchSize: "8", outDim: "256" };
+
+/**
+ * The coordinator's own checkpoint settings. They travel inside the run configuration (so
+ * config.json and every checkpoint record them and `dino-coord resume` reuses them); the
+ * workers ignore them.
+ */
+export interface CheckpointSettings {
+  /** `--save-every-steps`: a checkpoint every this many optimizer steps, 0 = only at epoch ends. */
+  saveEverySteps: number;
+  /** `--keep-last`: unpinned checkpoints kept by pruning. */
+  keepLast: number;
+  /** `--term-grace-s` in ms: after SIGTERM, how long the current step may take before the last completed state is saved. */
+  termGraceMs: number;
+}
+
+export type LaunchConfig = RunConfig & CheckpointSettings;
+
+/** The checkpoint settings of a run configuration; the defaults where it predates them. */
+export function checkpointSettingsOf(config: RunConfig): CheckpointSettings {
+  const given = config as RunConfig & Partial<CheckpointSettings>;
+  return {
+    saveEverySteps: given.saveEverySteps ?? CHECKPOINT_POLICY_DEFAULTS.saveEverySteps,
+    keepLast: given.keepLast ?? CHECKPOINT_POLICY_DEFAULTS.keepLast,
+    termGraceMs: given.termGraceMs ?? Number(LAUNCH_DEFAULTS.termGraceS) * 1000,
+  };
+}
 
 export interface ResolvedLaunch {
-  config: RunConfig;
+  config: LaunchConfig;
+  /** `--resume RUN_DIR`: continue the run saved there. */
+  resume?: { runDir: string; allowConfigChange: boolean };
   port: number;
   workers: "local" | "external";
   connectTimeoutMs: number;
@@ -206,7 +237,7 @@ export function resolveLaunch(
   if (!flags.dataPath || flags.dataPath === LAUNCH_DEFAULTS.dataPath) throw new UsageError("--data-path is required: the train/ folder of an ImageNet-layout data set");
   if (!flags.outputDir) throw new UsageError("--output-dir must not be empty");
 
-  const config: RunConfig = {
+  const config: LaunchConfig = {
     model,
     momentumTeacher: num("momentumTeacher", (v) => v >= 0 && v <= 1, "in [0, 1]"),
     warmupTeacherTemp: num("warmupTeacherTemp", (v) => v > 0, "> 0"),
@@ -226,7 +257,8 @@ export function resolveLaunch(
     localCropsNumber: int("localCropsNumber", 0),
     localCropsScale: scale("localCropsScale"),
     dataPath: resolve(flags.dataPath),
-    outputDir: resolve(flags.outputDir),
+    // A resumed run writes on in its run dir unless told otherwise.
+    outputDir: resolve(flags.resume !== undefined && !explicit("outputDir") ? flags.resume : flags.outputDir),
     saveckpFreq: int("saveckpFreq", 1),
     seed: int("seed", 0),
     numWorkers: int("numWorkers", 0),
@@ -236,9 +268,15 @@ export function resolveLaunch(
     checksumEvery: int("checksumEvery", 1),
     stepTimeoutMs: num("stepTimeout", (v) => v > 0, "of seconds > 0") * 1000,
     heartbeatTimeoutMs: num("heartbeatTimeout", (v) => v > 0, "of seconds > 0") * 1000,
+    saveEverySteps: int("saveEverySteps", 0),
+    keepLast: int("keepLast", 1),
+    termGraceMs: num("termGraceS", (v) => v >= 0, "of seconds >= 0") * 1000,
   };
+  if (flags.resume !== undefined && flags.resume.trim() === "") throw new UsageError("--resume needs the run dir to continue");
+  if (flags.allowConfigChange && flags.resume === undefined) throw new UsageError("--allow-config-change only applies with --resume RUN_DIR");
   return {
     config,
+    resume: flags.resume === undefined ? undefined : { runDir: resolve(flags.resume), allowConfigChange: flags.allowConfigChange === true },
     port: int("port", 0, 65535),
     workers,
     connectTimeoutMs: num("connectTimeout", (v) => v > 0, "of seconds > 0") * 1000,

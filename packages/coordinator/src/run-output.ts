@@ -23,13 +23,17 @@ export class RunOutput {
   private readonly metricsPath: string;
   private readonly logPath: string;
 
-  constructor(readonly dir: string) {
+  /** `append`: a resumed run continues the files (see resume.ts's trimRunOutput) instead of starting them anew. */
+  constructor(
+    readonly dir: string,
+    options: { append?: boolean } = {},
+  ) {
     mkdirSync(dir, { recursive: true });
     this.logDir = join(dir, "logs");
     mkdirSync(this.logDir, { recursive: true });
     this.metricsPath = join(dir, "metrics.jsonl");
     this.logPath = join(dir, "log.txt");
-    writeFileSync(this.metricsPath, "");
+    if (!options.append) writeFileSync(this.metricsPath, "");
   }
 
   writeConfig(config: RunConfig): void {

@@ -1,6 +1,7 @@
 import { fork, type ChildProcess } from "node:child_process";
 import { join } from "node:path";
 import type { Logger } from "pino";
+import { RECOMMENDED_PROCESS_ENV } from "@dino-coord/comm";
 
 /** The compiled `dino-coord` entry the local workers run (`dino-coord worker …`). */
 export function cliEntry(): string {
@@ -30,7 +31,7 @@ export class LocalWorkers {
   spawn(count: number, endpoint: string, logDir: string, connectTimeoutMs: number): void {
     for (let podIndex = 0; podIndex < count; podIndex++) {
       const args = ["worker", "--coordinator", endpoint, "--pod-index", String(podIndex), "--log-dir", logDir, "--local", "--connect-timeout", String(connectTimeoutMs / 1000)];
-      const child = fork(cliEntry(), args, { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, DINO_COORD_WORKER: "1" } });
+      const child = fork(cliEntry(), args, { stdio: ["ignore", "inherit", "inherit", "ipc"], env: { ...process.env, ...RECOMMENDED_PROCESS_ENV, DINO_COORD_WORKER: "1" } });
       this.children.set(podIndex, child);
       this.log.info({ podIndex, pid: child.pid }, "worker process started");
       child.on("exit", (code, signal) => {

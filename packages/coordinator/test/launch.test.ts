@@ -28,6 +28,25 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
 /** Tiny model, stochastic depth on (the preset's 0.1), no warm-up so both steps move the weights. */
 const TINY = ["--device", "cpu", "--preset", "tiny", "--local-crops-number", "2", "--num-workers", "1", "--threads-per-worker", "1", "--warmup-epochs", "0", "--lr", "0.01", "--freeze-last-layer", "0"];
 
+/** The coordinator's end-of-training log line: frame counters of its ring member and broadcast root, control bytes per step. */
+function collectiveStats(runDir: string): { ring: { framesAccepted: number; framesRejected: number }; broadcast: { framesAccepted: number }; controlBytesPerStep: number } {
+  const line = readFileSync(join(runDir, "logs", "coordinator.log"), "utf8").split("\n").find((l) => l.includes('"collective stats"'));
+  if (!line) throw new Error(`${runDir}/logs/coordinator.log has no collective stats`);
+  return JSON.parse(line);
+}
+
+/** The control endpoint an external-workers coordinator logged, once it listens. */
+async function listeningEndpoint(runDir: string): Promise<string> {
+  let endpoint = "";
+  await waitFor(() => {
+    if (!existsSync(join(runDir, "logs", "coordinator.log"))) return false;
+    const line = readFileSync(join(runDir, "logs", "coordinator.log"), "utf8").split("\n").find((l) => l.includes("coordinator listening"));
+    if (line) endpoint = JSON.parse(line).endpoint.replace("0.0.0.0", "127.0.0.1");
+    return endpoint !== "";
+  }, 20_000, "the coordinator to listen");
+  return endpoint;
+}
+
 function maxRelativeDifference(a: Float32Array, b: Float32Array): number {
   let diff = 0;
   let scale = 0;
@@ -63,6 +82,20 @@ describe("dino-coord launch", () => {
     const steps = (dir: string) => readFileSync(join(dir, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
     expect(steps(two)).toHaveLength(2);
     expect(steps(one)).toHaveLength(2);
+    // The gradients went around the ring (the workers and the coordinator, W = N + 1 members,
+    // 2(W-1) messages per member and step) and the teacher down the broadcast chain (one
+    // acknowledgement per step reaches the root); after the welcomes, the control socket
+    // carries only plans and heartbeats, nothing model-sized (a star would send 2 × 4P bytes
+    // per worker and step).
+    for (const [dir, world] of [[two, 2], [one, 1]] as const) {
+      const stats = collectiveStats(dir);
+      expect(stats.ring.framesAccepted).toBeGreaterThanOrEqual(2 * world * 2);
+      expect(stats.ring.framesRejected).toBe(0);
+      expect(stats.broadcast.framesAccepted).toBe(2);
+      expect(stats.controlBytesPerStep).toBeLessThan(1024 * world);
+      const worker = readFileSync(join(dir, "logs", "worker-0.log"), "utf8").split("\n").find((l) => l.includes('"shutdown"'));
+      expect(JSON.parse(worker ?? "{}").ring?.framesAccepted).toBe(stats.ring.framesAccepted);
+    }
     // Same loss and schedule values (lr scales with the global batch, 4 in both).
     steps(two).forEach((s, i) => {
       expect(s.lr).toBe(steps(one)[i].lr);
@@ -175,17 +208,25 @@ describe("dino-coord launch", () => {
   it("a worker started separately joins an external run", async () => {
     const out = join(root, "external-ok");
     const launcher = startCli(["launch", ...TINY, "--workers", "external", "--gpus", "1", "--batch-size-per-gpu", "4", "--epochs", "1", "--port", "0", "--data-path", dataPath, "--output-dir", out]);
-    let endpoint = "";
-    await waitFor(() => {
-      if (!existsSync(join(out, "logs", "coordinator.log"))) return false;
-      const line = readFileSync(join(out, "logs", "coordinator.log"), "utf8").split("\n").find((l) => l.includes("coordinator listening"));
-      if (line) endpoint = JSON.parse(line).endpoint.replace("0.0.0.0", "127.0.0.1");
-      return endpoint !== "";
-    }, 20_000, "the coordinator to listen");
+    const endpoint = await listeningEndpoint(out);
     const worker = await runCli(["worker", "--coordinator", endpoint, "--connect-timeout", "30"]);
     const result = await launcher.done;
     expect(worker.code).toBe(0);
     expect(result.code).toBe(0);
     expect(readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n")).toHaveLength(2);
+  });
+
+  it("an external worker stops within the heartbeat timeout when its coordinator dies", async () => {
+    const out = join(root, "coordinator-dies");
+    const launcher = startCli(["launch", ...TINY, "--workers", "external", "--gpus", "1", "--batch-size-per-gpu", "4", "--epochs", "200", "--heartbeat-timeout", "2", "--data-path", dataPath, "--output-dir", out]);
+    const endpoint = await listeningEndpoint(out);
+    const worker = startCli(["worker", "--coordinator", endpoint, "--connect-timeout", "30"]);
+    await waitFor(() => existsSync(join(out, "metrics.jsonl")) && readFileSync(join(out, "metrics.jsonl"), "utf8").split("\n").length > 2, 60_000, "a few steps");
+    launcher.child.kill("SIGKILL");
+    const killedAt = Date.now();
+    const result = await worker.done;
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/no message or heartbeat from the coordinator at tcp:\/\/127\.0\.0\.1:\d+ for \d\.\d s/);
+    expect(Date.now() - killedAt).toBeLessThan(2000 + 4000);
   });
 });

@@ -26,3 +26,14 @@ export class RunAbortedError extends Error {
     super(`run aborted by the coordinator: ${reason}`);
   }
 }
+
+/** The coordinator sent nothing, not even a heartbeat, for the heartbeat timeout. */
+export class CoordinatorLostError extends Error {
+  override readonly name = "CoordinatorLostError";
+  constructor(
+    readonly coordinator: string,
+    readonly silentMs: number,
+  ) {
+    super(`no message or heartbeat from the coordinator at ${coordinator} for ${(silentMs / 1000).toFixed(1)} s (it died, hung, or the network is down); stopping`);
+  }
+}

@@ -13,11 +13,14 @@ import {
   studentUpdate,
   type Device,
 } from "@dino-coord/model";
+import { BroadcastReceiver, CollectiveAbortedError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
-import { checksumOf, decodeControl, encodeControl, readPayload, type ControlMessage } from "./control-channel";
-import { ControlTimeoutError, ProtocolError, RunAbortedError } from "./errors";
-import { Outbox } from "./outbox";
-import { STUDENT_TEMP, stepShapeOf, type RunConfig } from "./run-config";
+import { advertisedAddress, freeCollectiveEndpoints, hostOf } from "./collective-endpoints";
+import { checksumOf, readPayload, type ControlMessage } from "./control-channel";
+import { CoordinatorLink } from "./coordinator-link";
+import { ProtocolError, RunAbortedError } from "./errors";
+import { loadOptimizerFrames } from "./optimizer-frames";
+import { averageStepBuffer, STUDENT_TEMP, stepShapeOf, type RunConfig } from "./run-config";
 
 export interface WorkerOptions {
   /** tcp://HOST:PORT of the coordinator's control socket. */
@@ -39,25 +42,39 @@ export function workerDevice(spec: string, rank: number, local: boolean): Device
 }
 
 /**
- * One data-parallel DINO worker: registers with the coordinator, then for every step
- * plan loads its shard's batch, runs the teacher forward (coordinator's teacher weights)
- * and the student forward/backward, sends [gradient | teacher-output sums | loss], and
- * applies the reduced update to its student replica.
+ * One data-parallel DINO worker: registers with the coordinator (and where its collective
+ * sockets will be), then for every step plan receives the teacher weights and center from
+ * the broadcast chain, loads its shard's batch, runs the teacher forward and the student
+ * forward/backward, all-reduces [gradient | teacher-output sums | loss] in the ring with
+ * the other workers and the coordinator, and applies the averaged update to its student
+ * replica, exactly as the coordinator does to its own.
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const log = options.logger.child({ component: "worker" });
   const dealer = new Dealer({ linger: 0 });
-  const outbox = new Outbox(dealer);
-  let heartbeat: NodeJS.Timeout | undefined;
+  const link = new CoordinatorLink(dealer, options.coordinator, log);
   let pool: AugmentPool | undefined;
   let sessions: DinoStepSessions | undefined;
+  let ring: RingAllReduce | undefined;
+  let teacherFeed: BroadcastReceiver<dino.control.IStepPlan> | undefined;
   let myRank = 0;
+  // A collective cancelled because the link failed (Abort, silent coordinator) reports the link's reason.
+  const collective = async <T>(operation: Promise<T>): Promise<T> => {
+    try {
+      return await operation;
+    } catch (err) {
+      if (err instanceof CollectiveAbortedError && link.error) throw link.error;
+      throw err;
+    }
+  };
   try {
     dealer.sendTimeout = options.connectTimeoutMs;
     dealer.connect(options.coordinator);
-    await outbox.send(encodeControl({ register: { podIndex: options.podIndex ?? -1, host: hostname(), pid: process.pid } }));
-    log.info({ coordinator: options.coordinator, podIndex: options.podIndex }, "registered, waiting for welcome");
-    const welcomeMessage = await receive(dealer, options.connectTimeoutMs, `the coordinator at ${options.coordinator} to answer the registration`);
+    // A local run's workers share the coordinator's host: Unix sockets; otherwise TCP on an address the peers reach.
+    const own = await freeCollectiveEndpoints(options.localDeviceIndex ? "ipc" : "tcp", advertisedAddress(hostOf(options.coordinator)));
+    await link.send({ register: { podIndex: options.podIndex ?? -1, host: hostname(), pid: process.pid, ringEndpoint: own.ring, broadcastEndpoint: own.broadcast } });
+    log.info({ coordinator: options.coordinator, podIndex: options.podIndex, endpoints: own }, "registered, waiting for welcome");
+    const welcomeMessage = await link.next(`the coordinator at ${options.coordinator} to answer the registration`, options.connectTimeoutMs);
     const welcome = welcomeMessage.envelope.welcome;
     if (!welcome) throw unexpected(welcomeMessage, "welcome");
     const rank = welcome.rank ?? 0;
@@ -66,19 +83,34 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const config = JSON.parse(welcome.configJson ?? "{}") as RunConfig;
     const specs = dinoParamSpecs(config.model);
     const student = new ParamStore(specs);
-    const teacher = new ParamStore(specs);
-    const center = new Float32Array(config.model.outDim);
+    // [teacher | center]: one buffer, so one broadcast per step fills both.
+    const teacherAndCenter = new Float32Array(student.size + config.model.outDim);
+    const teacher = new ParamStore(specs, teacherAndCenter.subarray(0, student.size));
+    const center = teacherAndCenter.subarray(student.size);
     readPayload(welcomeMessage.payloads[0], student.data, "initial student");
     readPayload(welcomeMessage.payloads[1], teacher.data, "initial teacher");
     readPayload(welcomeMessage.payloads[2], center, "initial center");
     const rankLog = log.child({ rank });
     rankLog.info({ world }, "welcome");
 
-    heartbeat = setInterval(() => {
-      outbox.send(encodeControl({ heartbeat: { rank, step: currentStep } })).catch(() => undefined);
-    }, Math.max(200, config.heartbeatTimeoutMs / 4));
-    heartbeat.unref();
     let currentStep = 0;
+    link.startHeartbeats(config.heartbeatTimeoutMs, () => ({ heartbeat: { rank, step: currentStep } }));
+
+    const ringEndpoints = welcome.ringEndpoints ?? [];
+    const broadcastEndpoints = welcome.broadcastEndpoints ?? [];
+    if (ringEndpoints.length !== world + 1 || ringEndpoints[rank] !== own.ring || broadcastEndpoints.length !== world + 1 || broadcastEndpoints[rank + 1] !== own.broadcast) {
+      throw new ProtocolError(`the welcome's collective endpoints (ring ${JSON.stringify(ringEndpoints)}, broadcast ${JSON.stringify(broadcastEndpoints)}) do not place rank ${rank} at ${own.ring} / ${own.broadcast}`);
+    }
+    // The ring waits for every member's compute, so its timeout is the step timeout; a dead
+    // peer is usually noticed sooner (Abort from the coordinator, or the heartbeat watchdog).
+    ring = new RingAllReduce({ rank, endpoints: ringEndpoints, timeoutMs: config.stepTimeoutMs, logger: rankLog });
+    teacherFeed = new BroadcastReceiver({ rank: rank + 1, endpoints: broadcastEndpoints, timeoutMs: config.stepTimeoutMs, logger: rankLog, metaCodec: dino.control.StepPlan });
+    link.onFailure((err) => {
+      ring?.abort(err.message);
+      teacherFeed?.abort(err.message);
+    });
+    await ring.start();
+    await teacherFeed.start();
 
     const dataset = await scanImageFolder(config.dataPath, { cacheDir: existsSync(config.outputDir) ? config.outputDir : undefined, logger: rankLog });
     const shape = stepShapeOf(config);
@@ -100,11 +132,11 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     await pool.ready();
     sessions = await DinoStepSessions.create(config.model, shape, { device, threads: config.threadsPerWorker, studentTemp: STUDENT_TEMP });
     const adamw = new AdamW(student);
+    loadOptimizerFrames(adamw, welcomeMessage.payloads.slice(3)); // a resumed run's AdamW state
     const P = student.size;
     const K = config.model.outDim;
-    // [gradient | teacher-output column sums | loss]: what the step all-reduces.
-    const contribution = new Float32Array(P + K + 1);
-    const reduced = new Float32Array(P + K + 1);
+    // [gradient | teacher-output column sums | loss]: what the step all-reduces, in place.
+    const stepBuffer = new Float32Array(P + K + 1);
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
     // The pool's batches live in SharedArrayBuffers, which onnxruntime-node does not take as
@@ -113,110 +145,98 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const locals = new Float32Array(L * B * 3 * config.model.localCropSize ** 2);
     const globalMasks = new Float32Array(config.model.depth * 2 * 2 * B);
     const localMasks = new Float32Array(config.model.depth * 2 * L * B);
-    await outbox.send(encodeControl({ ready: { rank, datasetSize: dataset.files.length } }));
+    await link.send({ ready: { rank, datasetSize: dataset.files.length } });
     rankLog.info({ device, params: P, datasetSize: dataset.files.length }, "ready");
 
     let batches: AsyncGenerator<AugmentedBatch> | undefined;
     let batchesEpoch = -1;
     let nextIter = 0;
-    let lastPlan: dino.control.IStepPlan | undefined;
     let lastBatch: AugmentedBatch | undefined;
     const waitMs = config.stepTimeoutMs + config.heartbeatTimeoutMs;
     for (;;) {
-      const message = await receive(dealer, waitMs, "the coordinator's next step plan");
+      const message = await link.next("the coordinator's next step plan", waitMs);
       const { envelope } = message;
       if (envelope.shutdown) {
-        rankLog.info("shutdown");
+        rankLog.info({ ring: ring.stats, broadcast: teacherFeed.stats }, "shutdown");
+        await Promise.all([ring.close(), teacherFeed.close()]);
         return;
       }
-      if (envelope.abort) throw new RunAbortedError(envelope.abort.reason ?? "unknown reason");
-      if (envelope.plan) {
-        const plan = envelope.plan;
-        currentStep = plan.step ?? 0;
-        readPayload(message.payloads[0], teacher.data, "teacher weights");
-        readPayload(message.payloads[1], center, "center");
-        const epoch = plan.epoch ?? 0;
-        const iter = plan.iterInEpoch ?? 0;
-        const dataStart = performance.now();
-        if (lastBatch) pool.recycle(lastBatch);
-        if (!batches || batchesEpoch !== epoch || nextIter !== iter) {
-          await batches?.return(undefined);
-          batches = pool.iterateEpoch({ epoch, world, rank, batchSize: B, startBatch: iter });
-          batchesEpoch = epoch;
-        }
-        const next = await batches.next();
-        if (next.done) throw new ProtocolError(`the coordinator planned batch ${iter} of epoch ${epoch}, past the end of this rank's shard`);
-        const batch = next.value;
-        lastBatch = batch;
-        nextIter = iter + 1;
-        globals.set(batch.globals);
-        if (L > 0) locals.set(batch.locals);
-        const computeStart = performance.now();
-        await sessions.teacherForward(teacher, globals);
-        const common = { seed: config.seed, step: currentStep, sampleIndices: batch.indices };
-        fillDropPathMasks(globalMasks, config.model, { ...common, firstCrop: 0, crops: 2 });
-        if (L > 0) fillDropPathMasks(localMasks, config.model, { ...common, firstCrop: 2, crops: L });
-        const result = await sessions.studentStep(student, contribution.subarray(0, P), {
-          globals,
-          locals: L > 0 ? locals : undefined,
-          center,
-          teacherTemp: plan.teacherTemp ?? 0,
-          globalDropPath: globalMasks,
-          localDropPath: L > 0 ? localMasks : undefined,
-        });
-        contribution.set(result.teacherOutputSum, P);
-        contribution[P + K] = result.loss;
-        const computeEnd = performance.now();
-        await outbox.send(
-          encodeControl(
-            { result: { step: currentStep, rank, loss: result.loss, skippedImages: batch.skipped, dataMs: computeStart - dataStart, computeMs: computeEnd - computeStart } },
-            [contribution],
-          ),
-        );
-        lastPlan = plan;
-        continue;
+      if (!envelope.plan) throw unexpected(message, "a step plan, abort or shutdown");
+      const plan = envelope.plan;
+      currentStep = plan.step ?? 0;
+      const epoch = plan.epoch ?? 0;
+      const iter = plan.iterInEpoch ?? 0;
+      const planned = performance.now();
+      if (lastBatch) pool.recycle(lastBatch);
+      if (!batches || batchesEpoch !== epoch || nextIter !== iter) {
+        await batches?.return(undefined);
+        batches = pool.iterateEpoch({ epoch, world, rank, batchSize: B, startBatch: iter });
+        batchesEpoch = epoch;
       }
-      if (envelope.update) {
-        if (!lastPlan || envelope.update.step !== lastPlan.step) throw unexpected(message, `the update of step ${lastPlan?.step}`);
-        const start = performance.now();
-        readPayload(message.payloads[0], reduced, "reduced step buffer");
-        studentUpdate(adamw, student.data, reduced.subarray(0, P), {
-          lr: lastPlan.lr ?? 0,
-          weightDecay: lastPlan.weightDecay ?? 0,
-          clipGrad: config.clipGrad,
-          epoch: lastPlan.epoch ?? 0,
-          freezeLastLayer: config.freezeLastLayer,
-        });
-        const studentChecksum = envelope.update.checksumRequested ? checksumOf(student.data) : "";
-        await outbox.send(encodeControl({ updateDone: { step: currentStep, rank, studentChecksum, updateMs: performance.now() - start } }));
-        continue;
+      // The batch does not depend on the teacher: let augmentation run while the broadcast arrives.
+      const pendingBatch = batches.next();
+      pendingBatch.catch(() => undefined); // awaited below; a failed broadcast must not leave it unhandled
+      const meta = await collective(teacherFeed.receive(teacherAndCenter, currentStep));
+      if (meta.step !== currentStep) throw new ProtocolError(`the teacher broadcast of step ${currentStep} carries the plan of step ${meta.step}`);
+      const broadcastEnd = performance.now();
+      const next = await pendingBatch;
+      if (next.done) throw new ProtocolError(`the coordinator planned batch ${iter} of epoch ${epoch}, past the end of this rank's shard`);
+      const batch = next.value;
+      lastBatch = batch;
+      nextIter = iter + 1;
+      globals.set(batch.globals);
+      if (L > 0) locals.set(batch.locals);
+      const computeStart = performance.now();
+      await sessions.teacherForward(teacher, globals);
+      const common = { seed: config.seed, step: currentStep, sampleIndices: batch.indices };
+      fillDropPathMasks(globalMasks, config.model, { ...common, firstCrop: 0, crops: 2 });
+      if (L > 0) fillDropPathMasks(localMasks, config.model, { ...common, firstCrop: 2, crops: L });
+      const result = await sessions.studentStep(student, stepBuffer.subarray(0, P), {
+        globals,
+        locals: L > 0 ? locals : undefined,
+        center,
+        teacherTemp: plan.teacherTemp ?? 0,
+        globalDropPath: globalMasks,
+        localDropPath: L > 0 ? localMasks : undefined,
+      });
+      stepBuffer.set(result.teacherOutputSum, P);
+      stepBuffer[P + K] = result.loss;
+      const computeEnd = performance.now();
+      await collective(ring.allReduce(stepBuffer, currentStep));
+      const reduced = performance.now();
+      await link.send({
+        result: {
+          step: currentStep, rank, loss: result.loss, skippedImages: batch.skipped,
+          dataMs: computeStart - broadcastEnd, computeMs: computeEnd - computeStart, allReduceMs: reduced - computeEnd, broadcastMs: broadcastEnd - planned,
+        },
+      });
+      averageStepBuffer(stepBuffer, P, K, world);
+      // The coordinator stops the run on a non-finite loss (keeping the state before this step) and aborts.
+      if (!Number.isFinite(stepBuffer[P + K])) continue;
+      studentUpdate(adamw, student.data, stepBuffer.subarray(0, P), {
+        lr: plan.lr ?? 0,
+        weightDecay: plan.weightDecay ?? 0,
+        clipGrad: config.clipGrad,
+        epoch,
+        freezeLastLayer: config.freezeLastLayer,
+      });
+      if (plan.checksumRequested) {
+        await link.send({ updateDone: { step: currentStep, rank, studentChecksum: checksumOf(student.data), updateMs: performance.now() - reduced } });
       }
-      throw unexpected(message, "a step plan, update, abort or shutdown");
     }
   } catch (err) {
     // Tell the coordinator why, so the run fails with this worker's reason rather than a timeout.
     if (!(err instanceof RunAbortedError)) {
-      await withDeadline(outbox.send(encodeControl({ failure: { rank: myRank, message: (err as Error).message } })), 1000);
+      await withDeadline(link.send({ failure: { rank: myRank, message: (err as Error).message } }), 1000);
     }
     throw err;
   } finally {
-    if (heartbeat) clearInterval(heartbeat);
+    ring?.abort("worker stopping");
+    teacherFeed?.abort("worker stopping");
+    link.close();
     await pool?.close().catch(() => undefined);
     await sessions?.release().catch(() => undefined);
-    dealer.close();
   }
-}
-
-async function receive(dealer: Dealer, timeoutMs: number, what: string): Promise<ControlMessage> {
-  dealer.receiveTimeout = timeoutMs;
-  let frames: Buffer[];
-  try {
-    frames = await dealer.receive();
-  } catch (err) {
-    if ((err as { code?: string }).code === "EAGAIN") throw new ControlTimeoutError(what, timeoutMs);
-    throw err;
-  }
-  return decodeControl(frames);
 }
 
 function unexpected(message: ControlMessage, expected: string): ProtocolError {

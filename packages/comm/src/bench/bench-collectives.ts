@@ -22,6 +22,8 @@ export interface BenchOptions {
   warmup?: number;
   chunkBytes?: number;
   timeoutMs?: number;
+  /** All-reduce over ipc: payloads through /dev/shm (default) or through the sockets. */
+  sharedMemory?: boolean;
 }
 
 export interface BenchResult {
@@ -75,7 +77,8 @@ async function runBench(
   const children = roles.map(() => fork(WORKER_SCRIPT, [], { env, stdio: ["ignore", "inherit", "inherit", "ipc"] }));
   const members = children.map((child) => new MemberChannel(child, timeoutMs));
   try {
-    roles.forEach((role, rank) => members[rank].send({ type: "init", role, rank, endpoints, elements: bytes / 4, chunkBytes, timeoutMs }));
+    const sharedMemory = options.sharedMemory ?? true;
+    roles.forEach((role, rank) => members[rank].send({ type: "init", role, rank, endpoints, elements: bytes / 4, chunkBytes, timeoutMs, sharedMemory }));
     await Promise.all(members.map((m) => m.next("ready")));
     const times: number[] = [];
     const cpuTimes: number[] = [];

@@ -10,6 +10,7 @@ export interface BenchInit {
   elements: number;
   chunkBytes: number;
   timeoutMs: number;
+  sharedMemory: boolean;
 }
 
 export type ParentMessage = BenchInit | { type: "prepare"; iteration: number } | { type: "run"; iteration: number } | { type: "finish" };

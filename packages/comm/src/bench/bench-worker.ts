@@ -37,7 +37,7 @@ async function createMember(init: BenchInit): Promise<Member> {
     }
   };
   if (init.role === "all-reduce") {
-    const ring = new RingAllReduce({ ...common, rank: init.rank });
+    const ring = new RingAllReduce({ ...common, rank: init.rank, sharedMemory: init.sharedMemory });
     await ring.start();
     const world = init.endpoints.length;
     return {

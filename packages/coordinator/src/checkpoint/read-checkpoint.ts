@@ -76,6 +76,7 @@ export function readCheckpoint(path: string, specs?: readonly ParamSpec[]): Load
     schedule: state.schedule ?? undefined,
     loss: state.loss ?? undefined,
     elapsedSeconds: state.elapsedSeconds ?? undefined,
+    extra: state.extra,
     pinned: state.pinned,
     stateFile: state,
     manifest: inspection.manifest!,

@@ -11,7 +11,8 @@
  *   decay, teacher momentum and temperatures, clipping, last-layer freeze, optimizer,
  *   fp16). Refused, naming each difference, unless `allowConfigChange` is set.
  * - "harmless": where and how the same computation runs (output dir, threads, port,
- *   device, workers, saveckp-freq, keep-last, save-every-steps, num-workers, timeouts,
+ *   device, workers, saveckp-freq, keep-last, save-every-steps, num-workers, timeouts
+ *   (term-grace-s included),
  *   checksums, logging). Pass silently.
  *
  * A setting this table does not know counts as "result": refusing an unknown change is
@@ -66,6 +67,7 @@ const HARMLESS_SETTINGS = new Set([
   "logDir",
   "resume",
   "allowConfigChange",
+  "termGraceMs",
 ]);
 
 /** The class of a flattened setting key (`model.patchSize` belongs to `model`). */

@@ -33,6 +33,11 @@ export interface TrainingState {
   elapsedSeconds?: number;
   /** A per-epoch (`--saveckp-freq`) checkpoint: never pruned. */
   pinned?: boolean;
+  /**
+   * Other numbers the run accumulates and must restore to continue bitwise (e.g. the running
+   * sums behind log.txt's epoch means); stored as is in state.json (JSON keeps doubles exact).
+   */
+  extra?: Readonly<Record<string, number>>;
 }
 
 export const STATE_FORMAT = "dino-coord-checkpoint";
@@ -59,6 +64,8 @@ export interface CheckpointStateFile {
   params: ParamSpec[];
   /** Length of the center vector (its tensor is [1, centerDim]). */
   centerDim: number;
+  /** TrainingState.extra; absent in checkpoints written without it. */
+  extra?: Record<string, number>;
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => v !== null && typeof v === "object" && !Array.isArray(v);
@@ -79,6 +86,9 @@ export function stateFileProblem(value: unknown): string | undefined {
   if (typeof value.savedAt !== "string") return "savedAt is not a string";
   if (!isObject(value.rng) || !Object.values(value.rng).every((v) => typeof v === "number" && Number.isFinite(v))) {
     return "rng is not an object of numbers";
+  }
+  if (value.extra !== undefined && (!isObject(value.extra) || !Object.values(value.extra).every((v) => typeof v === "number" && Number.isFinite(v)))) {
+    return "extra is not an object of numbers";
   }
   if (!isObject(value.runConfig)) return "runConfig is not an object";
   if (!isObject(value.versions)) return "versions is not an object";

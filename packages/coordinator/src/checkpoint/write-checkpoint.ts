@@ -46,6 +46,9 @@ function checkStateLayout(state: TrainingState): void {
   for (const [key, value] of Object.entries(state.rng)) {
     if (!Number.isFinite(value)) throw new Error(`cannot write checkpoint: rng.${key} is ${value}, not a finite number`);
   }
+  for (const [key, value] of Object.entries(state.extra ?? {})) {
+    if (!Number.isFinite(value)) throw new Error(`cannot write checkpoint: extra.${key} is ${value}, not a finite number`);
+  }
 }
 
 /** Removes what interrupted checkpoint writes and prunes left behind (`.tmp-checkpoint-*`, `.tmp-latest-*`, `.trash-checkpoint-*`); returns their names. */
@@ -113,6 +116,7 @@ export function writeCheckpoint(runDir: string, state: TrainingState): string {
       versions: writerVersions(),
       params: state.student.specs.map((s) => ({ name: s.name, shape: [...s.shape], trainable: s.trainable, decay: s.decay })),
       centerDim: state.center.length,
+      ...(state.extra ? { extra: { ...state.extra } } : {}),
     };
     put(STATE_FILE, Buffer.from(JSON.stringify(stateFile, null, 2) + "\n", "utf8"));
     // The manifest is the last file: a folder with a matching manifest is complete.

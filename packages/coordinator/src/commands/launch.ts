@@ -7,14 +7,10 @@ import { processLogger } from "../logger";
 import { LAUNCH_DEFAULTS, resolveLaunch, UsageError, type LaunchFlags } from "../run-config";
 import { RunOutput } from "../run-output";
 import { LocalWorkers } from "../supervisor";
+import { GracefulStop, InterruptedError } from "../graceful-stop";
+import { loadResumePoint, trimRunOutput } from "../resume";
 
-/** The run was stopped by a signal; the launcher exits 128 + signal number. */
-export class InterruptedError extends Error {
-  override readonly name = "InterruptedError";
-  constructor(readonly signal: NodeJS.Signals) {
-    super(`interrupted by ${signal}`);
-  }
-}
+export { InterruptedError };
 
 export function registerLaunch(program: Command): void {
   const d = LAUNCH_DEFAULTS;
@@ -60,6 +56,11 @@ export function registerLaunch(program: Command): void {
     .option("--step-timeout <s>", "longest a worker may take for one step", d.stepTimeout)
     .option("--connect-timeout <s>", "longest wait for the workers to register", d.connectTimeout)
     .option("--heartbeat-timeout <s>", "a worker silent this long is declared dead", d.heartbeatTimeout)
+    .option("--save-every-steps <n>", "also checkpoint every n optimizer steps (0: only at epoch ends)", d.saveEverySteps)
+    .option("--keep-last <k>", "keep the k newest checkpoints besides the --saveckp-freq ones", d.keepLast)
+    .option("--term-grace-s <s>", "after SIGTERM, how long the current step may take before the last completed state is checkpointed", d.termGraceS)
+    .option("--resume <run-dir>", "continue the run saved in <run-dir> from its latest valid checkpoint (writes there unless --output-dir is given)")
+    .option("--allow-config-change", "with --resume: accept changed settings that alter the result (never the model's)")
     .action(async (flags: LaunchFlags, command: Command) => {
       await launch(flags, (name) => command.getOptionValueSource(name) === "cli");
     });
@@ -75,23 +76,33 @@ export async function launch(flags: LaunchFlags, explicit: (name: keyof LaunchFl
     throw new UsageError(`${dataset.files.length} images in ${config.dataPath} make no full batch of ${config.batchSizePerGpu} per worker on ${config.gpus} workers: lower --batch-size-per-gpu or --gpus`);
   }
 
-  const output = new RunOutput(config.outputDir);
+  const resumeFrom = resolved.resume ? loadResumePoint(resolved.resume.runDir, config, { allowConfigChange: resolved.resume.allowConfigChange, itersPerEpoch }) : undefined;
+  if (resumeFrom) trimRunOutput(config.outputDir, resumeFrom.checkpoint);
+  const output = new RunOutput(config.outputDir, { append: resumeFrom !== undefined });
   const log = processLogger("coordinator", output.logDir);
+  for (const note of resumeFrom?.notes ?? []) log[note.level](note.details, note.message);
+  if (resumeFrom) {
+    const { path, step, epoch, iterInEpoch } = resumeFrom.checkpoint;
+    log.info({ path, step, epoch, iterInEpoch }, "resuming");
+    process.stderr.write(`dino-coord: resuming from ${path} (step ${step}, epoch ${epoch}, iteration ${iterInEpoch})\n`);
+  }
   const server = new ControlServer(log.child({ component: "control" }), config.heartbeatTimeoutMs);
   const local = resolved.workers === "local";
   const supervisor = new LocalWorkers(log.child({ component: "supervisor" }), (exit) =>
     server.fail(new WorkerFailedError(exit.podIndex, `process exited with ${exit.signal ? `signal ${exit.signal}` : `code ${exit.code}`} (see ${output.logDir}/worker-${exit.podIndex}.log)`)),
   );
-  const onSignal = (signal: NodeJS.Signals) => server.fail(new InterruptedError(signal));
-  process.once("SIGINT", onSignal);
-  process.once("SIGTERM", onSignal);
+  const stop = new GracefulStop(config.termGraceMs, log.child({ component: "stop" }), (error) => server.fail(error));
+  const onSignal = (signal: NodeJS.Signals) => stop.request(signal);
+  // `on`, not `once`: a second signal must not kill the launcher before the stop checkpoint.
+  process.on("SIGINT", onSignal);
+  process.on("SIGTERM", onSignal);
   try {
     const endpoint = await server.bind(local ? `tcp://127.0.0.1:${resolved.port || "*"}` : `tcp://*:${resolved.port || "*"}`);
     log.info({ endpoint, config, datasetSize: dataset.files.length, itersPerEpoch }, "coordinator listening");
     if (local) supervisor.spawn(config.gpus, endpoint, output.logDir, resolved.connectTimeoutMs);
     else process.stderr.write(`dino-coord: waiting for ${config.gpus} worker(s): dino-coord worker --coordinator ${endpoint.replace("0.0.0.0", "<this host>")}\n`);
     const workers = await acceptWorkers(server, config.gpus, resolved.connectTimeoutMs, log);
-    await train({ server, config, datasetSize: dataset.files.length, itersPerEpoch, output, log, connectTimeoutMs: resolved.connectTimeoutMs, workers });
+    await train({ server, config, datasetSize: dataset.files.length, itersPerEpoch, output, log, connectTimeoutMs: resolved.connectTimeoutMs, workers, resume: resumeFrom, stop });
     supervisor.expectExit();
     await server.broadcast(config.gpus, { shutdown: {} });
     await supervisor.stop(10_000);
@@ -100,7 +111,9 @@ export async function launch(flags: LaunchFlags, explicit: (name: keyof LaunchFl
   } catch (err) {
     // A dead local worker shows first as a socket error; its exit report says more.
     if (local && !server.error) await new Promise((r) => setTimeout(r, 1000));
-    const error = server.error ?? (err as Error);
+    // After a stop signal every failure (workers that got the signal too) ends as the interruption, with its checkpoint.
+    const error = stop.requested ? new InterruptedError(stop.signal!) : (server.error ?? (err as Error));
+    if (stop.requested) stop.saveNow();
     log.error({ err: error.message }, "run failed");
     await server.abortAll(error.message);
     await supervisor.stop(3000);
@@ -111,6 +124,7 @@ export async function launch(flags: LaunchFlags, explicit: (name: keyof LaunchFl
     }
     throw error;
   } finally {
+    stop.dispose();
     process.off("SIGINT", onSignal);
     process.off("SIGTERM", onSignal);
     server.close();

@@ -1,0 +1,228 @@
+/**
+ * The same-host payload path of the ring all-reduce: one file per rank in a tmpfs directory
+ * (/dev/shm), laid out like the tensor (the chunk at element e lies at byte 4e). A rank writes
+ * what it sends into its own file with one pwrite and sends only the header over ZeroMQ as a
+ * doorbell; the receiver preads the bytes straight into the checksum/add scratch. That is one
+ * kernel copy each way and no socket traffic for the payload; a 64 MB exchange through a Unix
+ * socket costs several times more CPU (small socket buffers, a wakeup per few hundred KiB).
+ *
+ * Why one region per segment is enough (no overwrite of bytes a peer still has to read):
+ * a rank writes a given segment's region at most once per operation, and it writes it in
+ * operation k+1 only after frames of operation k+1 have passed through every rank that reads
+ * that region, and a rank handles frames of k+1 only after finishing k (ZeroMQ delivers each
+ * pipe in order, and each operation consumes exactly its own frames). The payload checksum
+ * in the header still guards every read: bytes that do not match are never applied.
+ *
+ * Node cannot mmap; pread/pwrite on a tmpfs file are plain memory copies in the kernel.
+ *
+ * A file starts with a small owner record (magic, pid, pid namespace); the tensor bytes follow
+ * at DATA_OFFSET. Files of killed processes (SIGKILL cannot clean up) are removed by the next
+ * rank that creates a file in the same directory, when the owner record names a process of
+ * this pid namespace that no longer exists.
+ */
+import { createHash } from "crypto";
+import * as fs from "fs";
+import * as path from "path";
+
+const DEFAULT_DIRECTORY = "/dev/shm";
+const FILE_PREFIX = "dino-comm-";
+const MAGIC = "DINOSHM1";
+/** Bytes before the tensor: the owner record, padded to a page. */
+const DATA_OFFSET = 4096;
+const OWNER_RECORD_BYTES = 256;
+
+function pidNamespace(): string | null {
+  try {
+    return fs.readlinkSync("/proc/self/ns/pid");
+  } catch {
+    return null;
+  }
+}
+
+function ownerRecord(): Buffer {
+  const record = Buffer.alloc(OWNER_RECORD_BYTES);
+  record.write(`${MAGIC}\n${process.pid}\n${pidNamespace() ?? ""}\n`, "utf8");
+  return record;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as { code?: string }).code !== "ESRCH";
+  }
+}
+
+/** Removes files in `directory` whose owner record names a dead process of this pid namespace. */
+function removeFilesOfDeadProcesses(directory: string): void {
+  const namespace = pidNamespace();
+  if (namespace === null) return;
+  let names: string[];
+  try {
+    names = fs.readdirSync(directory).filter((name) => name.startsWith(FILE_PREFIX));
+  } catch {
+    return;
+  }
+  const record = Buffer.alloc(OWNER_RECORD_BYTES);
+  for (const name of names) {
+    const file = path.join(directory, name);
+    try {
+      const fd = fs.openSync(file, "r");
+      let length: number;
+      try {
+        length = fs.readSync(fd, record, 0, OWNER_RECORD_BYTES, 0);
+      } finally {
+        fs.closeSync(fd);
+      }
+      const [magic, pid, ownerNamespace] = record.toString("utf8", 0, length).split("\n");
+      if (magic === MAGIC && ownerNamespace === namespace && /^\d+$/.test(pid) && !processExists(Number(pid))) fs.unlinkSync(file);
+    } catch {
+      // Vanished meanwhile, or not ours to read.
+    }
+  }
+}
+
+/** Own files still on disk, unlinked when the process exits normally (SIGKILL leaves them). */
+const liveFiles = new Set<string>();
+let exitHookInstalled = false;
+
+function unlinkLiveFilesAtExit(): void {
+  for (const file of liveFiles) {
+    try {
+      fs.unlinkSync(file);
+    } catch {
+      // Already gone.
+    }
+  }
+}
+
+/** Why a shared-memory payload could not be read; the frame is rejected with it. */
+export interface SharedMemoryReadProblem {
+  reason: "malformed" | "wrong-length";
+  detail: string;
+}
+
+export class SharedMemoryFiles {
+  readonly directory: string;
+  private readonly rank: number;
+  private readonly paths: string[];
+  private readonly peerFds: Array<number | undefined>;
+  private ownFd: number | undefined;
+  private ownSize = 0;
+  private closed = false;
+
+  /**
+   * The tmpfs directory to use, or null when there is none. DINO_COMM_SHM_DIR overrides it
+   * (every rank of a group must see the same value); set it to "" to disable the path.
+   */
+  static usableDirectory(): string | null {
+    const directory = process.env.DINO_COMM_SHM_DIR ?? DEFAULT_DIRECTORY;
+    if (directory === "") return null;
+    try {
+      fs.accessSync(directory, fs.constants.W_OK | fs.constants.R_OK);
+      return fs.statSync(directory).isDirectory() ? directory : null;
+    } catch {
+      return null;
+    }
+  }
+
+  /** File names derive from the group's full identity, so every rank computes them alone. */
+  constructor(directory: string, endpoints: readonly string[], epoch: number, rank: number) {
+    this.directory = directory;
+    this.rank = rank;
+    const key = createHash("sha256").update(`all-reduce\n${epoch}\n${endpoints.join("\n")}`).digest("hex").slice(0, 24);
+    this.paths = endpoints.map((_, r) => path.join(directory, `${FILE_PREFIX}${key}-${r}`));
+    this.peerFds = endpoints.map(() => undefined);
+  }
+
+  pathOf(rank: number): string {
+    return this.paths[rank];
+  }
+
+  /** Creates this rank's file (replacing a leftover of a killed process with the same group). */
+  create(): void {
+    const file = this.paths[this.rank];
+    try {
+      fs.unlinkSync(file);
+    } catch {
+      // Usually absent.
+    }
+    removeFilesOfDeadProcesses(this.directory);
+    this.ownFd = fs.openSync(file, "wx+", 0o600);
+    liveFiles.add(file);
+    fs.writeSync(this.ownFd, ownerRecord(), 0, OWNER_RECORD_BYTES, 0);
+    if (!exitHookInstalled) {
+      exitHookInstalled = true;
+      process.once("exit", unlinkLiveFilesAtExit);
+    }
+  }
+
+  /** Grows this rank's file to hold a tensor of `bytes` bytes (done before any write of an operation). */
+  reserve(bytes: number): void {
+    if (bytes <= this.ownSize) return;
+    fs.ftruncateSync(this.ownFd!, DATA_OFFSET + bytes);
+    this.ownSize = bytes;
+  }
+
+  /** Writes `source` at `byteOffset` of this rank's file. */
+  write(source: Uint8Array, byteOffset: number): void {
+    let done = 0;
+    while (done < source.length) {
+      done += fs.writeSync(this.ownFd!, source, done, source.length - done, DATA_OFFSET + byteOffset + done);
+    }
+  }
+
+  /** Opens every peer file that exists now (peers without the shared-memory path have none). */
+  openPeers(): void {
+    for (let r = 0; r < this.paths.length; r++) if (r !== this.rank) this.peerFd(r);
+  }
+
+  /** Fills `target` from `rank`'s file at `byteOffset`; a problem if the file is missing or too short. */
+  read(rank: number, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
+    const fd = this.peerFd(rank);
+    if (fd === undefined) return { reason: "malformed", detail: `shared-memory file of rank ${rank} (${this.paths[rank]}) cannot be opened` };
+    let done = 0;
+    while (done < target.length) {
+      const n = fs.readSync(fd, target, done, target.length - done, DATA_OFFSET + byteOffset + done);
+      if (n === 0) {
+        return { reason: "wrong-length", detail: `shared-memory file of rank ${rank} ends before byte ${byteOffset + target.length}` };
+      }
+      done += n;
+    }
+    return null;
+  }
+
+  /** Closes every descriptor and removes this rank's file (peers that opened it keep reading it). */
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    for (const fd of [this.ownFd, ...this.peerFds]) {
+      if (fd !== undefined) fs.closeSync(fd);
+    }
+    this.peerFds.fill(undefined);
+    this.ownFd = undefined;
+    const file = this.paths[this.rank];
+    if (liveFiles.delete(file)) {
+      try {
+        fs.unlinkSync(file);
+      } catch {
+        // Already gone.
+      }
+    }
+  }
+
+  private peerFd(rank: number): number | undefined {
+    if (this.closed) return undefined;
+    let fd = this.peerFds[rank];
+    if (fd === undefined) {
+      try {
+        fd = fs.openSync(this.paths[rank], "r");
+      } catch {
+        return undefined;
+      }
+      this.peerFds[rank] = fd;
+    }
+    return fd;
+  }
+}
