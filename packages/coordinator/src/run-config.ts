@@ -153,7 +153,7 @@ export interface ResolvedLaunch {
 export function resolveLaunch(
   flags: LaunchFlags,
   explicit: (name: keyof LaunchFlags) => boolean,
-  probe: { cudaInstalled: () => boolean } = { cudaInstalled: () => false },
+  probe: { cudaInstalled: () => boolean; webgpuAvailable?: () => boolean } = { cudaInstalled: () => false },
 ): ResolvedLaunch {
   const preset = flags.preset;
   if (preset !== undefined && preset !== "tiny") throw new UsageError(`--preset must be "tiny", got "${preset}"`);
@@ -223,14 +223,17 @@ export function resolveLaunch(
   let device: string;
   if (deviceSpec === "auto") {
     if (probe.cudaInstalled()) device = "cuda";
-    else {
+    else if (probe.webgpuAvailable?.()) {
+      device = "webgpu";
+      warnings.push("--device auto: the CUDA execution provider of onnxruntime-node is not installed, training on webgpu");
+    } else {
       device = "cpu";
-      warnings.push("--device auto: the CUDA execution provider of onnxruntime-node is not installed, training on cpu");
+      warnings.push("--device auto: neither the CUDA execution provider nor a WebGPU adapter is available, training on cpu");
     }
-  } else if (/^(cpu|cuda(:\d+)?)$/.test(deviceSpec)) {
+  } else if (/^(cpu|cuda(:\d+)?|webgpu(:0)?)$/.test(deviceSpec)) {
     device = deviceSpec;
   } else {
-    throw new UsageError(`--device must be cuda, cuda:<i>, cpu or auto, got "${flags.device}"`);
+    throw new UsageError(`--device must be cuda, cuda:<i>, webgpu, cpu or auto, got "${flags.device}"`);
   }
   const defaultThreads = Math.max(1, Math.floor(availableParallelism() / (workers === "local" ? gpus : 1)));
   const threadsPerWorker = flags.threadsPerWorker === undefined ? defaultThreads : int("threadsPerWorker", 1, 1024);

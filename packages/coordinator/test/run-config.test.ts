@@ -27,7 +27,17 @@ describe("resolveLaunch", () => {
   it("falls back from --device auto to cpu with a warning where CUDA is not installed", () => {
     const { config, warnings } = resolveLaunch(flags(), given(), { cudaInstalled: () => false });
     expect(config.device).toBe("cpu");
-    expect(warnings.join()).toMatch(/CUDA execution provider .* not installed/);
+    expect(warnings.join()).toMatch(/neither the CUDA execution provider nor a WebGPU adapter/);
+  });
+
+  it("--device auto takes webgpu where CUDA is missing but a WebGPU adapter answers", () => {
+    const { config, warnings } = resolveLaunch(flags(), given(), { cudaInstalled: () => false, webgpuAvailable: () => true });
+    expect(config.device).toBe("webgpu");
+    expect(warnings.join()).toMatch(/training on webgpu/);
+  });
+
+  it.each(["webgpu", "webgpu:0", "cuda:1", "cpu"])("--device %s is accepted as given", (device) => {
+    expect(resolveLaunch(flags({ device }), given("device")).config.device).toBe(device);
   });
 
   it("--preset tiny gives the small demo model, and explicit flags override it", () => {
@@ -51,7 +61,8 @@ describe("resolveLaunch", () => {
     [{ localCropsScale: ["0.5", "0.4"] }, /--local-crops-scale takes two numbers 0 < low <= high <= 1, got "0.5 0.4"/],
     [{ optimizer: "lars" }, /--optimizer lars is not supported yet/],
     [{ optimizer: "rmsprop" }, /--optimizer must be one of adamw, sgd, lars/],
-    [{ device: "tpu" }, /--device must be cuda, cuda:<i>, cpu or auto, got "tpu"/],
+    [{ device: "tpu" }, /--device must be cuda, cuda:<i>, webgpu, cpu or auto, got "tpu"/],
+    [{ device: "webgpu:1" }, /--device must be cuda, cuda:<i>, webgpu, cpu or auto, got "webgpu:1"/],
     [{ workers: "remote" }, /--workers must be "local" or "external"/],
     [{ port: "70000" }, /--port must be an integer in \[0, 65535\]/],
     [{ useFp16: "true" }, /--use-fp16 true is not supported/],

@@ -9,6 +9,7 @@ import {
   dinoParamSpecs,
   fillDropPathMasks,
   parseDevice,
+  probeDevice,
   ParamStore,
   studentUpdate,
   type Device,
@@ -34,10 +35,13 @@ export interface WorkerOptions {
   localDeviceIndex?: boolean;
 }
 
-/** Device of this worker: "cuda" means one GPU per worker, cuda:<rank> locally, cuda:0 in a pod. */
+/**
+ * Device of this worker: "cuda" means one GPU per worker, cuda:<rank> locally, cuda:0 in a
+ * pod. WebGPU cannot pick an adapter, so every worker takes the one Dawn offers.
+ */
 export function workerDevice(spec: string, rank: number, local: boolean): Device {
   const device = parseDevice(spec);
-  if (device.kind !== "cpu" && /^(cuda|webgpu)$/.test(spec.trim())) return { ...device, index: local ? rank : 0 };
+  if (device.kind === "cuda" && spec.trim() === "cuda") return { ...device, index: local ? rank : 0 };
   return device;
 }
 
@@ -130,6 +134,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       logger: rankLog,
     });
     await pool.ready();
+    await probeDevice(device); // a missing driver or adapter fails here with what was looked for
     sessions = await DinoStepSessions.create(config.model, shape, { device, threads: config.threadsPerWorker, studentTemp: STUDENT_TEMP });
     const adamw = new AdamW(student);
     loadOptimizerFrames(adamw, welcomeMessage.payloads.slice(3)); // a resumed run's AdamW state

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { batchesPerEpoch, scanImageFolder } from "@dino-coord/augment";
-import { cudaProviderInstalled } from "@dino-coord/model";
+import { cudaProviderInstalled, parseDevice, probeDevice } from "@dino-coord/model";
 import { acceptWorkers, train } from "../coordinator";
 import { ControlServer, WorkerFailedError } from "../control-server";
 import { processLogger } from "../logger";
@@ -67,8 +67,15 @@ export function registerLaunch(program: Command): void {
 }
 
 export async function launch(flags: LaunchFlags, explicit: (name: keyof LaunchFlags) => boolean): Promise<void> {
-  const resolved = resolveLaunch(flags, explicit, { cudaInstalled: () => cudaProviderInstalled() });
+  // WebGPU has no installed-or-not file to look at: ask Dawn for an adapter, only when auto needs to know.
+  const webgpuAvailable =
+    String(flags.device).trim() === "auto" && !cudaProviderInstalled()
+      ? await probeDevice({ kind: "webgpu", index: 0 }).then(() => true, () => false)
+      : false;
+  const resolved = resolveLaunch(flags, explicit, { cudaInstalled: () => cudaProviderInstalled(), webgpuAvailable: () => webgpuAvailable });
   const { config } = resolved;
+  // A GPU this machine cannot drive fails here, before any worker starts.
+  if (resolved.workers === "local" && config.device !== "cpu") await probeDevice(parseDevice(config.device));
   for (const warning of resolved.warnings) process.stderr.write(`dino-coord: warning: ${warning}\n`);
   const dataset = await scanImageFolder(config.dataPath);
   const itersPerEpoch = batchesPerEpoch({ datasetSize: dataset.files.length, world: config.gpus, batchSize: config.batchSizePerGpu });
