@@ -2,6 +2,7 @@
  * The receiving end of a collective member: a bound ZeroMQ Pull socket read with a deadline,
  * and the log and counters of rejected frames.
  */
+import { rmSync } from "fs";
 import type { Logger } from "pino";
 import * as zmq from "zeromq";
 import type { FrameRejection, RejectionReason } from "./frame";
@@ -72,5 +73,7 @@ export class FrameInbox {
     if (this.closed) return;
     this.closed = true;
     this.socket.close();
+    // libzmq leaves the socket file of an ipc endpoint behind; the binder owns it.
+    if (this.endpoint.startsWith("ipc://")) rmSync(this.endpoint.slice("ipc://".length), { force: true });
   }
 }
