@@ -31,7 +31,7 @@ export function streamKey(domain: number, ...parts: number[]): bigint {
 }
 
 /** Domain tags keep the sampler's and the crops' streams apart even for equal numbers. */
-export const RandomDomain = { sampler: 1, crop: 2 } as const;
+export const RandomDomain = { sampler: 1, crop: 2, synth: 3 } as const;
 
 export class CounterRandom {
   private counter = 0n;

@@ -22,3 +22,4 @@ export { IMAGE_EXTENSIONS, INDEX_CACHE_FILE, scanImageFolder, type ImageFolderDa
 export { cropOffset, MultiCropRenderer, type BatchSlot } from "./multi-crop";
 export { IMAGENET_MEAN, IMAGENET_STD, NORMALIZE_TABLE, normalizeValue, solarize, writeNormalizedChw } from "./normalize";
 export { randomResizedCropBox, RATIO, roundHalfEven, type CropBox } from "./random-resized-crop";
+export { synthesizeImageFolder, type SynthOptions } from "./synth-images";

@@ -1,7 +1,7 @@
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { shardBatchIndices } from "@dino-coord/augment";
+import { shardBatchIndices, synthesizeImageFolder } from "@dino-coord/augment";
 import { readSafetensors } from "@dino-coord/model";
 import { readLatestPointer } from "../src/checkpoint";
 
@@ -11,7 +11,6 @@ function latest(runDir: string): string {
   if (!name) throw new Error(`${runDir} has no checkpoint`);
   return join(runDir, name);
 }
-import { synthesizeImageFolder } from "@dino-coord/worker";
 import { isAlive, runCli, startCli, waitFor, workerPids } from "./cli-helpers";
 
 let root: string;

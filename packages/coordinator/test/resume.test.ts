@@ -8,7 +8,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync, watch } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { synthesizeImageFolder } from "@dino-coord/worker";
+import { synthesizeImageFolder } from "@dino-coord/augment";
 import { readLatestPointer } from "../src/checkpoint";
 import { CLI, isAlive, waitFor, workerPids, type CliResult } from "./cli-helpers";
 

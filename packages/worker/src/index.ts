@@ -4,5 +4,4 @@ export { encodeControl, decodeControl, readPayload, checksumOf, withTimeout, typ
 export { ControlTimeoutError, CoordinatorLostError, ProtocolError, RunAbortedError } from "./errors";
 export { advertisedAddress, freeCollectiveEndpoints, hostOf, type CollectiveEndpoints } from "./collective-endpoints";
 export { Outbox } from "./outbox";
-export { synthesizeImageFolder, type SynthOptions } from "./synth-images";
 export { optimizerFrames, loadOptimizerFrames, OPTIMIZER_FRAME_COUNT } from "./optimizer-frames";

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { synthesizeImageFolder } from "@dino-coord/worker";
+import { synthesizeImageFolder } from "@dino-coord/augment";
 import { UsageError } from "../run-config";
 
 export function registerDataSynth(program: Command): void {

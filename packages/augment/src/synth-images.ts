@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import sharp from "sharp";
-import { randomKey, uniformAt } from "@dino-coord/model";
+import { CounterRandom, RandomDomain, streamKey } from "./counter-random";
 
 export interface SynthOptions {
   out: string;
@@ -10,9 +10,6 @@ export interface SynthOptions {
   size: number;
   seed?: number;
 }
-
-/** Stream id of the synthetic-image generator in the counter-based random generator. */
-const SYNTH_STREAM = 7;
 
 /**
  * Procedural ImageNet-layout data set, `out/train/<class>/<name>.JPEG`: each class has its
@@ -29,7 +26,7 @@ export async function synthesizeImageFolder(options: SynthOptions): Promise<{ fi
     const className = `n${String(c).padStart(8, "0")}`;
     mkdirSync(join(root, className), { recursive: true });
     for (let i = 0; i < perClass; i++) {
-      drawImage(pixels, size, c, randomKey(seed, SYNTH_STREAM, c, i));
+      drawImage(pixels, size, c, new CounterRandom(streamKey(RandomDomain.synth, seed, c, i)));
       const name = `${className}_${String(i).padStart(5, "0")}.JPEG`;
       await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(root, className, name));
       files++;
@@ -38,9 +35,8 @@ export async function synthesizeImageFolder(options: SynthOptions): Promise<{ fi
   return { files, root };
 }
 
-function drawImage(px: Buffer, size: number, classIndex: number, key: ReturnType<typeof randomKey>): void {
-  let draw = 0;
-  const u = () => uniformAt(key, draw++);
+function drawImage(px: Buffer, size: number, classIndex: number, random: CounterRandom): void {
+  const u = () => random.next();
   const background = [u() * 255, u() * 255, u() * 255];
   const foreground = [u() * 255, u() * 255, u() * 255];
   const angle = (classIndex * Math.PI) / 4;
