@@ -2,10 +2,11 @@
 import { FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { ackFrame, BROADCAST, broadcastHeader, chunkCount, type MessageDecoder } from "./broadcast-chain";
-import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError, CollectiveUsageError } from "./errors";
+import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
 import { FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
+import { MemberLifecycle } from "./member-lifecycle";
 import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptions, type ResolvedOptions } from "./options";
 import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
@@ -15,8 +16,6 @@ export interface BroadcastReceiverOptions<M> extends CollectiveOptions {
   rank: number;
   metaCodec: MessageDecoder<M>;
 }
-
-type State = "new" | "ready" | "busy" | "closed";
 
 export class BroadcastReceiver<M> {
   readonly rank: number;
@@ -28,8 +27,7 @@ export class BroadcastReceiver<M> {
   private readonly inbox: FrameInbox;
   private readonly outbox: SendQueue;
   private readonly isLast: boolean;
-  private state: State = "new";
-  private abortReason: string | null = null;
+  private readonly member: MemberLifecycle;
   private seen = new Uint8Array(0);
 
   constructor(options: BroadcastReceiverOptions<M>) {
@@ -45,63 +43,35 @@ export class BroadcastReceiver<M> {
     const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
     this.inbox = new FrameInbox(endpoints[this.rank], highWaterMark, this.logger);
     this.outbox = new SendQueue(endpoints[this.isLast ? 0 : this.rank + 1], highWaterMark, timeoutMs, closeLingerMs);
+    this.member = new MemberLifecycle({ inbox: this.inbox, outbox: this.outbox }, this.logger, "broadcast aborted", closeLingerMs);
   }
 
   get stats(): InboxStats {
     return this.inbox.stats;
   }
 
-  async start(): Promise<void> {
-    if (this.state !== "new") throw new CollectiveUsageError("start", `called in state ${this.state}`);
-    try {
-      await this.inbox.bind();
-      this.outbox.connect();
-    } catch (err) {
-      this.shutdown(0);
-      throw err;
-    }
-    this.state = "ready";
+  start(): Promise<void> {
+    return this.member.start();
   }
 
   /** Fills `into` (which must have the root's length) with step `step`'s tensor and returns its metadata. */
   async receive(into: Float32Array, step: number): Promise<M> {
     checkTensor("into", into);
     checkStep(step);
-    if (this.state !== "ready") throw new CollectiveUsageError("receive", this.state === "busy" ? "another receive is in progress" : `called in state ${this.state}`);
-    this.state = "busy";
-    try {
-      const meta = await this.run(into, step);
-      this.state = "ready";
-      return meta;
-    } catch (err) {
-      this.shutdown(0);
-      throw err;
-    }
+    this.member.ensureReady("receive");
+    return this.member.exclusive(() => this.run(into, step));
   }
 
-  abort(reason = "aborted by caller"): void {
-    if (this.state === "closed") return;
-    this.abortReason = reason;
-    this.logger.warn({ reason }, "broadcast aborted");
-    this.shutdown(0);
+  abort(reason?: string): void {
+    this.member.abort(reason);
   }
 
-  async close(): Promise<void> {
-    if (this.state === "closed") return;
-    if (this.state === "busy") return this.abort("closed during an operation");
-    this.state = "closed";
-    await this.outbox.idle();
-    this.shutdown(this.options.closeLingerMs);
-  }
-
-  private shutdown(lingerMs: number): void {
-    this.state = "closed";
-    this.inbox.close();
-    this.outbox.close(lingerMs);
+  close(): Promise<void> {
+    return this.member.close();
   }
 
   private async run(into: Float32Array, step: number): Promise<M> {
-    const { groupId, kernels, inbox, outbox, rank } = this;
+    const { groupId, kernels, inbox, outbox, rank, member } = this;
     const { timeoutMs, chunkBytes, endpoints } = this.options;
     const chunkElements = chunkBytes / 4;
     const chunks = chunkCount(into.length, chunkElements);
@@ -115,7 +85,7 @@ export class BroadcastReceiver<M> {
 
     while (received < chunks) {
       const parts = await inbox.receive(lastProgressAt + timeoutMs);
-      if (this.abortReason !== null) throw new CollectiveAbortedError({ operation: "broadcast.receive", step, rank, bufferIntact, reason: this.abortReason });
+      if (member.abortReason !== null) throw new CollectiveAbortedError({ operation: "broadcast.receive", step, rank, bufferIntact, reason: member.abortReason });
       if (outbox.failure || parts === null) {
         const direction = outbox.failure ? "send" : "receive";
         const peerRank = direction === "send" ? (this.isLast ? 0 : rank + 1) : rank - 1;

@@ -2,10 +2,11 @@
 import { FrameType } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { BROADCAST, broadcastHeader, chunkCount, type MessageEncoder } from "./broadcast-chain";
-import { CollectiveAbortedError, CollectiveTimeoutError, CollectiveUsageError } from "./errors";
+import { CollectiveAbortedError, CollectiveTimeoutError } from "./errors";
 import { bytesOf, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
+import { MemberLifecycle } from "./member-lifecycle";
 import { checkStep, checkTensor, type CollectiveOptions, resolveOptions, type ResolvedOptions } from "./options";
 import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
@@ -13,8 +14,6 @@ import { SendQueue } from "./send-queue";
 export interface BroadcastRootOptions<M> extends CollectiveOptions {
   metaCodec: MessageEncoder<M>;
 }
-
-type State = "new" | "ready" | "busy" | "closed";
 
 export class BroadcastRoot<M> {
   readonly rank = 0;
@@ -25,8 +24,7 @@ export class BroadcastRoot<M> {
   private readonly kernels: PayloadKernels;
   private readonly inbox: FrameInbox;
   private readonly outbox: SendQueue;
-  private state: State = "new";
-  private abortReason: string | null = null;
+  private readonly member: MemberLifecycle;
 
   constructor(options: BroadcastRootOptions<M>) {
     this.options = resolveOptions(options, 2);
@@ -37,6 +35,7 @@ export class BroadcastRoot<M> {
     const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
     this.inbox = new FrameInbox(endpoints[0], highWaterMark, this.logger);
     this.outbox = new SendQueue(endpoints[1], highWaterMark, timeoutMs, closeLingerMs);
+    this.member = new MemberLifecycle({ inbox: this.inbox, outbox: this.outbox }, this.logger, "broadcast aborted", closeLingerMs);
   }
 
   get receivers(): number {
@@ -47,16 +46,8 @@ export class BroadcastRoot<M> {
     return this.inbox.stats;
   }
 
-  async start(): Promise<void> {
-    if (this.state !== "new") throw new CollectiveUsageError("start", `called in state ${this.state}`);
-    try {
-      await this.inbox.bind();
-      this.outbox.connect();
-    } catch (err) {
-      this.shutdown(0);
-      throw err;
-    }
-    this.state = "ready";
+  start(): Promise<void> {
+    return this.member.start();
   }
 
   /**
@@ -66,40 +57,20 @@ export class BroadcastRoot<M> {
   async send(values: Float32Array, meta: M, step: number): Promise<void> {
     checkTensor("values", values);
     checkStep(step);
-    if (this.state !== "ready") throw new CollectiveUsageError("send", this.state === "busy" ? "another send is in progress" : `called in state ${this.state}`);
-    this.state = "busy";
-    try {
-      await this.run(values, meta, step);
-      this.state = "ready";
-    } catch (err) {
-      this.shutdown(0);
-      throw err;
-    }
+    this.member.ensureReady("send");
+    await this.member.exclusive(() => this.run(values, meta, step));
   }
 
-  abort(reason = "aborted by caller"): void {
-    if (this.state === "closed") return;
-    this.abortReason = reason;
-    this.logger.warn({ reason }, "broadcast aborted");
-    this.shutdown(0);
+  abort(reason?: string): void {
+    this.member.abort(reason);
   }
 
-  async close(): Promise<void> {
-    if (this.state === "closed") return;
-    if (this.state === "busy") return this.abort("closed during an operation");
-    this.state = "closed";
-    await this.outbox.idle();
-    this.shutdown(this.options.closeLingerMs);
-  }
-
-  private shutdown(lingerMs: number): void {
-    this.state = "closed";
-    this.inbox.close();
-    this.outbox.close(lingerMs);
+  close(): Promise<void> {
+    return this.member.close();
   }
 
   private async run(values: Float32Array, meta: M, step: number): Promise<void> {
-    const { groupId, kernels, inbox, outbox } = this;
+    const { groupId, kernels, inbox, outbox, member } = this;
     const { timeoutMs, chunkBytes, endpoints } = this.options;
     const chunkElements = chunkBytes / 4;
     const chunks = chunkCount(values.length, chunkElements);
@@ -119,7 +90,7 @@ export class BroadcastRoot<M> {
     for (;;) {
       const deadline = () => Math.max(opStart, outbox.lastProgressAt) + timeoutMs;
       const parts = await inbox.receive(deadline());
-      if (this.abortReason !== null) throw new CollectiveAbortedError({ operation: "broadcast.send", step, rank: 0, bufferIntact: true, reason: this.abortReason });
+      if (member.abortReason !== null) throw new CollectiveAbortedError({ operation: "broadcast.send", step, rank: 0, bufferIntact: true, reason: member.abortReason });
       const sendStalled = outbox.failure !== null;
       if (parts === null || sendStalled) {
         // A slow chain still accepting data moves the deadline; only real silence fails.

@@ -27,10 +27,11 @@
  */
 import { CollectiveKind, FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
-import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError, CollectiveUsageError } from "./errors";
+import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
 import { bytesOf, encodeHeader, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
+import { type MemberChannels, MemberLifecycle } from "./member-lifecycle";
 import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptions, type ResolvedOptions } from "./options";
 import { PayloadKernels } from "./payload-kernels";
 import { RingLayout } from "./ring-layout";
@@ -44,8 +45,6 @@ export interface RingAllReduceOptions extends CollectiveOptions {
   rank: number;
 }
 
-type State = "new" | "ready" | "busy" | "closed";
-
 export class RingAllReduce {
   readonly rank: number;
   readonly worldSize: number;
@@ -54,14 +53,11 @@ export class RingAllReduce {
   private readonly options: ResolvedOptions;
   private readonly logger: Logger;
   private readonly kernels: PayloadKernels;
-  private inbox?: FrameInbox;
-  private outbox?: SendQueue;
-  private state: State = "new";
-  private abortReason: string | null = null;
+  /** `files` is set when every rank is on this host: peers' payloads may arrive through shared memory. */
+  private readonly channels: MemberChannels = {};
+  private readonly member: MemberLifecycle;
   private layout?: RingLayout;
   private seen = new Uint8Array(0);
-  /** Set when every rank is on this host: peers' payloads may arrive through shared memory. */
-  private files?: SharedMemoryFiles;
   /** Whether this rank sends its payloads through its own shared-memory file. */
   private sendsShared = false;
 
@@ -73,38 +69,43 @@ export class RingAllReduce {
     this.groupId = groupId("all-reduce", this.options.endpoints, this.options.epoch);
     this.logger = this.options.logger.child({ component: "ring-all-reduce", rank: this.rank, worldSize: this.worldSize, groupId: this.groupId });
     this.kernels = new PayloadKernels(this.options.chunkBytes);
+    this.member = new MemberLifecycle(this.channels, this.logger, "ring aborted", this.options.closeLingerMs);
   }
 
   /** Binds this rank's endpoint and connects to the next rank (peers may start in any order). */
   async start(): Promise<void> {
-    if (this.state !== "new") throw new CollectiveUsageError("start", `called in state ${this.state}`);
-    if (this.worldSize > 1) {
-      const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
-      this.inbox = new FrameInbox(endpoints[this.rank], highWaterMark, this.logger);
-      this.outbox = new SendQueue(endpoints[this.nextRank], highWaterMark, timeoutMs, closeLingerMs);
-      try {
-        await this.inbox.bind();
-        const directory = endpoints.every((e) => e.startsWith("ipc://")) ? SharedMemoryFiles.usableDirectory() : null;
-        if (directory !== null) {
-          this.files = new SharedMemoryFiles(directory, endpoints, this.options.epoch, this.rank);
-          if (this.options.sharedMemory) {
-            this.files.create();
-            this.sendsShared = true;
-          }
-        }
-        this.outbox.connect();
-      } catch (err) {
-        this.shutdown(0);
-        throw err;
+    await this.member.start({ create: () => this.createChannels(), open: () => this.openChannels() });
+    this.logger.debug({ endpoint: this.options.endpoints[this.rank] }, "ring member started");
+  }
+
+  /** A ring of one has nobody to talk to, so it gets no sockets. */
+  private createChannels(): void {
+    if (this.worldSize === 1) return;
+    const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
+    this.channels.inbox = new FrameInbox(endpoints[this.rank], highWaterMark, this.logger);
+    this.channels.outbox = new SendQueue(endpoints[this.nextRank], highWaterMark, timeoutMs, closeLingerMs);
+  }
+
+  private async openChannels(): Promise<void> {
+    const { inbox, outbox } = this.channels;
+    if (!inbox || !outbox) return;
+    const { endpoints } = this.options;
+    await inbox.bind();
+    const directory = endpoints.every((e) => e.startsWith("ipc://")) ? SharedMemoryFiles.usableDirectory() : null;
+    if (directory !== null) {
+      const files = new SharedMemoryFiles(directory, endpoints, this.options.epoch, this.rank);
+      this.channels.files = files;
+      if (this.options.sharedMemory) {
+        files.create();
+        this.sendsShared = true;
       }
     }
-    this.state = "ready";
-    this.logger.debug({ endpoint: this.options.endpoints[this.rank] }, "ring member started");
+    outbox.connect();
   }
 
   /** Counters of accepted and rejected frames (rejections are also logged at warn). */
   get stats(): InboxStats {
-    return this.inbox?.stats ?? { framesAccepted: 0, framesRejected: 0, rejectedByReason: {} };
+    return this.channels.inbox?.stats ?? { framesAccepted: 0, framesRejected: 0, rejectedByReason: {} };
   }
 
   /**
@@ -115,35 +116,19 @@ export class RingAllReduce {
   async allReduce(values: Float32Array, step: number): Promise<void> {
     checkTensor("values", values);
     checkStep(step);
-    if (this.state !== "ready") {
-      throw new CollectiveUsageError("allReduce", this.state === "busy" ? "another allReduce is in progress" : `called in state ${this.state}${this.state === "new" ? " (call start() first)" : ""}`);
-    }
+    this.member.ensureReady("allReduce", " (call start() first)");
     if (this.worldSize === 1 || values.length === 0) return;
-    this.state = "busy";
-    try {
-      await this.run(values, step);
-      this.state = "ready";
-    } catch (err) {
-      this.shutdown(0);
-      throw err;
-    }
+    await this.member.exclusive(() => this.run(values, step));
   }
 
   /** Cancels the operation in progress (it rejects with CollectiveAbortedError) and closes the sockets. */
-  abort(reason = "aborted by caller"): void {
-    if (this.state === "closed") return;
-    this.abortReason = reason;
-    this.logger.warn({ reason }, "ring aborted");
-    this.shutdown(0);
+  abort(reason?: string): void {
+    this.member.abort(reason);
   }
 
   /** Lets queued frames reach the next rank (bounded by closeLingerMs), then closes. */
-  async close(): Promise<void> {
-    if (this.state === "closed") return;
-    if (this.state === "busy") return this.abort("closed during an operation");
-    this.state = "closed";
-    await this.outbox?.idle();
-    this.shutdown(this.options.closeLingerMs);
+  close(): Promise<void> {
+    return this.member.close();
   }
 
   private get nextRank(): number {
@@ -152,13 +137,6 @@ export class RingAllReduce {
 
   private get previousRank(): number {
     return (this.rank - 1 + this.worldSize) % this.worldSize;
-  }
-
-  private shutdown(lingerMs: number): void {
-    this.state = "closed";
-    this.inbox?.close();
-    this.outbox?.close(lingerMs);
-    this.files?.close();
   }
 
   private layoutFor(length: number): RingLayout {
@@ -171,10 +149,11 @@ export class RingAllReduce {
   }
 
   private async run(values: Float32Array, step: number): Promise<void> {
-    const inbox = this.inbox!;
-    const outbox = this.outbox!;
+    const inbox = this.channels.inbox!;
+    const outbox = this.channels.outbox!;
+    const peerFiles = this.channels.files;
     const layout = this.layoutFor(values.length);
-    const { rank, worldSize, groupId, kernels } = this;
+    const { rank, worldSize, groupId, kernels, member } = this;
     const { timeoutMs } = this.options;
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
     const header = (ringStep: number, chunk: number, payloadBytes: number, checksum: number, type = FrameType.FRAME_TYPE_DATA) =>
@@ -184,7 +163,7 @@ export class RingAllReduce {
       });
     const SHARED = FrameType.FRAME_TYPE_SHARED_MEMORY_DATA;
     // With an empty segment some rank might never open a peer's file before that peer closes it.
-    const files = this.sendsShared && values.length >= worldSize ? this.files : undefined;
+    const files = this.sendsShared && values.length >= worldSize ? peerFiles : undefined;
     files?.reserve(values.byteLength);
     /** Sends `payload` (the chunk at byte `start`) as the ring step `ringStep` message. */
     const send = (ringStep: number, chunk: number, payload: Uint8Array, start: number, checksum: number) => {
@@ -210,7 +189,7 @@ export class RingAllReduce {
     let lastProgressAt = Date.now();
     let bufferIntact = true;
     const failure = (direction: "receive" | "send") => {
-      if (this.abortReason !== null) return new CollectiveAbortedError({ operation: "allReduce", step, rank, bufferIntact, reason: this.abortReason });
+      if (member.abortReason !== null) return new CollectiveAbortedError({ operation: "allReduce", step, rank, bufferIntact, reason: member.abortReason });
       const peerRank = direction === "receive" ? this.previousRank : this.nextRank;
       return new CollectiveTimeoutError({
         operation: "allReduce", step, rank, bufferIntact, peerRank, peerEndpoint: this.options.endpoints[peerRank],
@@ -220,7 +199,7 @@ export class RingAllReduce {
 
     while (received < expected) {
       const parts = await inbox.receive(lastProgressAt + timeoutMs);
-      if (this.abortReason !== null) throw failure("receive");
+      if (member.abortReason !== null) throw failure("receive");
       if (outbox.failure) throw failure("send");
       if (parts === null) throw failure("receive");
 
@@ -247,8 +226,8 @@ export class RingAllReduce {
         // Reduce-scatter data is in the sender's file, all-gather data in the segment owner's.
         const source = layout.isReduceScatter(ringStep) ? h.senderRank : (segment - 1 + worldSize) % worldSize;
         const scratch = kernels.scratch(h.payloadBytes);
-        const problem = this.files
-          ? this.files.read(source, scratch, start)
+        const problem = peerFiles
+          ? peerFiles.read(source, scratch, start)
           : { reason: "malformed" as const, detail: "shared-memory payload, but not every rank of this group is on this host" };
         if (problem) {
           inbox.reject(new FrameRejection(problem.reason, problem.detail, h));
@@ -326,7 +305,7 @@ export class RingAllReduce {
    * them now means no all-gather read can miss a file whose owner already closed.
    */
   private openPeerFiles(): void {
-    this.files?.openPeers();
+    this.channels.files?.openPeers();
   }
 
   /** Checks that a well-formed frame of this group is the next rank's data for this step. */

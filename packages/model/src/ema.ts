@@ -3,6 +3,7 @@
  * student after every optimizer step) and the center subtracted from teacher outputs
  * (reference `DINOLoss.update_center`). Both work in place on flat arrays.
  */
+import { CHUNK_ELEMENTS, sharedKernels } from "./simd/optimizer-kernels";
 
 function checkMomentum(momentum: number, what: string): void {
   if (!(momentum >= 0 && momentum <= 1)) throw new RangeError(`${what} must be in [0, 1], got ${momentum}`);
@@ -18,7 +19,22 @@ export function emaTeacher(teacher: Float32Array, student: Float32Array, momentu
   }
   checkMomentum(momentum, "teacher momentum");
   const studentWeight = 1 - momentum;
-  for (let i = 0; i < teacher.length; i++) teacher[i] = teacher[i] * momentum + studentWeight * student[i];
+  // The SIMD kernel computes the same float64 expression per element (bit-identical); it
+  // takes whole pairs, so an odd last element goes through the scalar loop.
+  const kernels = sharedKernels();
+  let scalarBegin = 0;
+  if (kernels) {
+    scalarBegin = teacher.length & ~1;
+    for (let start = 0; start < scalarBegin; start += CHUNK_ELEMENTS) {
+      const stop = Math.min(start + CHUNK_ELEMENTS, scalarBegin);
+      const teacherChunk = teacher.subarray(start, stop);
+      kernels.load(teacherChunk, kernels.regionA);
+      kernels.load(student.subarray(start, stop), kernels.regionB);
+      kernels.emaPairs(kernels.regionA, kernels.regionB, (stop - start) >> 1, momentum, studentWeight);
+      kernels.unload(kernels.regionA, teacherChunk);
+    }
+  }
+  for (let i = scalarBegin; i < teacher.length; i++) teacher[i] = teacher[i] * momentum + studentWeight * student[i];
 }
 
 /**
