@@ -3,12 +3,11 @@ import type { Logger } from "pino";
 import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
 import { BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
-import { advertisedAddress, averageStepBuffer, CENTER_MOMENTUM, checksumOf, freeCollectiveEndpoints, hostOf, ProtocolError, type RunConfig } from "@dino-coord/worker";
+import { advertisedAddress, averageStepBuffer, CENTER_MOMENTUM, checksumOf, freeCollectiveEndpoints, hostOf, optimizerFrames, ProtocolError, type RunConfig } from "@dino-coord/worker";
 import { CHECKPOINT_POLICY_DEFAULTS, epochCheckpointDue, saveCheckpoint, stepCheckpointDue, type CheckpointPolicy } from "./checkpoint";
 import { WorkerFailedError, type ControlServer, type Incoming } from "./control-server";
 import { Progress, RunOutput, type StepMetrics } from "./run-output";
 import type { GracefulStop } from "./graceful-stop";
-import { optimizerFrames } from "@dino-coord/worker";
 import { epochSumsExtra, restoreTrainingState, type EpochSums, type ResumePoint } from "./resume";
 import { checkpointSettingsOf } from "./run-config";
 
@@ -41,10 +40,11 @@ export class TrainingState {
   /** [teacher | center] in one buffer (teacher.data and center are views): one broadcast per step. */
   readonly teacherAndCenter: Float32Array;
 
-  constructor(readonly config: RunConfig) {
+  /** `initialize`: draw the reference init (a resumed run loads a checkpoint instead). */
+  constructor(readonly config: RunConfig, initialize = true) {
     const specs = dinoParamSpecs(config.model);
     this.student = new ParamStore(specs);
-    initParams(this.student, referenceInitOf(specs), config.seed);
+    if (initialize) initParams(this.student, referenceInitOf(specs), config.seed);
     // The teacher starts as a copy of the student.
     this.teacherAndCenter = new Float32Array(this.student.size + config.model.outDim);
     this.teacher = new ParamStore(specs, this.teacherAndCenter.subarray(0, this.student.size));
@@ -105,9 +105,9 @@ export interface TrainingRun {
 export async function train(run: TrainingRun): Promise<TrainingState> {
   const { server, config, output, log, itersPerEpoch } = run;
   const world = config.gpus;
-  const state = new TrainingState(config);
-  const { student, teacher, adamw, center } = state;
   const start = run.resume?.checkpoint;
+  const state = new TrainingState(config, !start);
+  const { student, teacher, adamw, center } = state;
   if (start) restoreTrainingState(state, start);
   const P = student.size;
   const K = config.model.outDim;
