@@ -106,7 +106,14 @@ export const LAUNCH_DEFAULTS = {
 } as const satisfies Partial<Record<keyof LaunchFlags, string | readonly string[]>>;
 
 /** What `--preset tiny` changes (flags given explicitly still win). */
-const TINY_PRESET: Partial<Record<keyof LaunchFlags, string>> = { patchSize: "8", outDim: "256" };
+const TINY_PRESET: Partial<Record<keyof LaunchFlags, string>> = {
+  patchSize: "8",
+  outDim: "256",
+  batchSizePerGpu: "8",
+  epochs: "10",
+  warmupEpochs: "2",
+  localCropsNumber: "4",
+};
 
 /**
  * The coordinator's own checkpoint settings. They travel inside the run configuration (so

@@ -47,6 +47,13 @@ describe("resolveLaunch", () => {
     expect(overridden).toMatchObject({ outDim: 128, patchSize: 16, imgSize: 32 });
   });
 
+  it("--preset tiny sizes a short CPU run: batch 8 per worker, 10 epochs, 2 warm-up epochs, 4 local crops", () => {
+    const { config } = resolveLaunch(flags({ preset: "tiny" }), given());
+    expect(config).toMatchObject({ batchSizePerGpu: 8, epochs: 10, warmupEpochs: 2, localCropsNumber: 4 });
+    const explicit = resolveLaunch(flags({ preset: "tiny", batchSizePerGpu: "2" }), given("batchSizePerGpu")).config;
+    expect(explicit.batchSizePerGpu).toBe(2);
+  });
+
   it.each<[Partial<LaunchFlags>, RegExp]>([
     [{ arch: "vit_huge" }, /--arch must be one of vit_tiny, vit_small, vit_base, got "vit_huge"/],
     [{ patchSize: "12" }, /--patch-size must be 16 or 8/],
