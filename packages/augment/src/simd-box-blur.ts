@@ -10,42 +10,13 @@
  * the imported memory; it reads and writes up to 15 bytes past each row (callers leave slack).
  */
 
-const I32 = 0x7f;
-const V128 = 0x7b;
-
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
+import { I32, V128, uleb, get, set, i32c, simd, section, kernelInstantiator } from "./wasm-encoding";
 
 // Locals: parameters first, then i32 and v128 temporaries.
 const [src, dst, rowLength, rows, r, ww, fw] = [0, 1, 2, 3, 4, 5, 6];
 const [y, last, pHere, pAbove, pBelow, pEA, pEB, pDst, j, rowStart] = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
 const [WH, WL, FH, FL, C23, R16, S16, E16, S32, E32] = [17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
 
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const simd = (op: number, ...imm: number[]) => [0xfd, ...uleb(op), ...imm];
 const op = {
   add: 0x6a, sub: 0x6b, mul: 0x6c, and: 0x71, shrU: 0x76, eqz: 0x45, ltS: 0x48, gtS: 0x4a, geS: 0x4e, select: 0x1b,
   block: [0x02, 0x40], loop: [0x03, 0x40], end: 0x0b, br: 0x0c, brIf: 0x0d,
@@ -115,10 +86,6 @@ const body = [
   op.end,
 ];
 
-function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
-}
-
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
   const locals = [2, 10, I32, 10, V128];
@@ -135,18 +102,10 @@ function moduleBytes(): Uint8Array {
 
 export type BlurColumns = (src: number, dst: number, rowLength: number, rows: number, r: number, ww: number, fw: number) => void;
 
-let compiled: WebAssembly.Module | null | undefined;
+const instantiate = kernelInstantiator(moduleBytes);
 
 /** The kernel bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use the scalar pass). */
 export function instantiateBlurColumns(memory: WebAssembly.Memory): BlurColumns | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new WebAssembly.Module(moduleBytes());
-    } catch {
-      compiled = null;
-    }
-  }
-  if (!compiled) return null;
-  const instance = new WebAssembly.Instance(compiled, { env: { memory } });
-  return instance.exports.blurColumns as BlurColumns;
+  const exports = instantiate(memory);
+  return exports ? (exports.blurColumns as BlurColumns) : null;
 }

@@ -18,39 +18,10 @@
  * imported memory.
  */
 
-const I32 = 0x7f;
-const V128 = 0x7b;
+import { I32, V128, uleb, get, set, tee, i32c, simd, section, kernelInstantiator } from "./wasm-encoding";
+
 const PRECISION_BITS = 22;
 
-function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
-
-const get = (i: number) => [0x20, ...uleb(i)];
-const set = (i: number) => [0x21, ...uleb(i)];
-const tee = (i: number) => [0x22, ...uleb(i)];
-const i32c = (v: number) => [0x41, ...sleb(v)];
-const simd = (code: number, ...imm: number[]) => [0xfd, ...uleb(code), ...imm];
 const op = {
   add: 0x6a, sub: 0x6b, mul: 0x6c, geS: 0x4e, geU: 0x4f,
   block: [0x02, 0x40], loop: [0x03, 0x40], end: 0x0b, br: 0x0c, brIf: 0x0d,
@@ -156,10 +127,6 @@ function columnsBody(): { params: number; locals: number[]; code: number[] } {
   return { params: 9, locals: [9, I32, 8, V128], code };
 }
 
-function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
-}
-
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
   const bodies = [rowsBody(), columnsBody()];
@@ -181,18 +148,10 @@ function moduleBytes(): Uint8Array {
 export type ResampleRows = (src: number, srcStride: number, rows: number, dst: number, outWidth: number, bounds: number, weights: number, weightStride: number) => void;
 export type ResampleColumns = (src: number, stride: number, dst: number, rowBytes: number, outHeight: number, bounds: number, weights: number, ksize: number, shift: number) => void;
 
-let compiled: WebAssembly.Module | null | undefined;
+const instantiate = kernelInstantiator(moduleBytes);
 
 /** The kernels bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use the scalar passes). */
 export function instantiateResample(memory: WebAssembly.Memory): { rows: ResampleRows; columns: ResampleColumns } | null {
-  if (compiled === undefined) {
-    try {
-      compiled = new WebAssembly.Module(moduleBytes());
-    } catch {
-      compiled = null;
-    }
-  }
-  if (!compiled) return null;
-  const instance = new WebAssembly.Instance(compiled, { env: { memory } });
-  return { rows: instance.exports.resampleRows as ResampleRows, columns: instance.exports.resampleColumns as ResampleColumns };
+  const exports = instantiate(memory);
+  return exports ? { rows: exports.resampleRows as ResampleRows, columns: exports.resampleColumns as ResampleColumns } : null;
 }
