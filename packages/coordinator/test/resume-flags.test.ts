@@ -3,17 +3,7 @@ import { tinyDemoConfig } from "@dino-coord/model";
 import { compareResumeConfig } from "../src/checkpoint";
 import { flagsOfSavedConfig } from "../src/commands/resume";
 import { checkpointSettingsOf, LAUNCH_DEFAULTS, resolveLaunch, UsageError, type LaunchFlags } from "../src/run-config";
-
-function flags(overrides: Partial<LaunchFlags> = {}): LaunchFlags {
-  return {
-    ...LAUNCH_DEFAULTS,
-    globalCropsScale: [...LAUNCH_DEFAULTS.globalCropsScale],
-    localCropsScale: [...LAUNCH_DEFAULTS.localCropsScale],
-    dataPath: "/data/train",
-    ...overrides,
-  } as LaunchFlags;
-}
-const given = (...names: Array<keyof LaunchFlags>) => (name: keyof LaunchFlags) => names.includes(name);
+import { flags, given } from "./launch-flags";
 
 describe("checkpoint and resume flags", () => {
   it("resolve into the run configuration, with the checkpoint policy's defaults", () => {

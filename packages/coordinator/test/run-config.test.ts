@@ -1,15 +1,5 @@
 import { LAUNCH_DEFAULTS, resolveLaunch, UsageError, type LaunchFlags } from "../src/run-config";
-
-function flags(overrides: Partial<LaunchFlags> = {}): LaunchFlags {
-  return {
-    ...LAUNCH_DEFAULTS,
-    globalCropsScale: [...LAUNCH_DEFAULTS.globalCropsScale],
-    localCropsScale: [...LAUNCH_DEFAULTS.localCropsScale],
-    dataPath: "/data/train",
-    ...overrides,
-  } as LaunchFlags;
-}
-const given = (...names: Array<keyof LaunchFlags>) => (name: keyof LaunchFlags) => names.includes(name);
+import { flags, given } from "./launch-flags";
 
 describe("resolveLaunch", () => {
   it("keeps main_dino.py's defaults", () => {
