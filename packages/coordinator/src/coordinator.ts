@@ -3,7 +3,7 @@ import type { Logger } from "pino";
 import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
 import { BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
-import { advertisedAddress, averageStepBuffer, CENTER_MOMENTUM, checksumOf, freeCollectiveEndpoints, hostOf, optimizerFrames, ProtocolError, type RunConfig } from "@dino-coord/worker";
+import { advertisedAddress, CENTER_MOMENTUM, StepBuffer, checksumOf, freeCollectiveEndpoints, hostOf, optimizerFrames, ProtocolError, type RunConfig } from "@dino-coord/worker";
 import { CHECKPOINT_POLICY_DEFAULTS, epochCheckpointDue, saveCheckpoint, stepCheckpointDue, type CheckpointPolicy } from "./checkpoint";
 import { WorkerFailedError, type ControlServer, type Incoming } from "./control-server";
 import { Progress, RunOutput, type StepMetrics } from "./run-output";
@@ -98,7 +98,7 @@ export interface TrainingRun {
  * The coordinator's side of training: welcome the workers with the initial weights and the
  * collective groups, then per step send the plan (scalars), broadcast [teacher | center] down
  * the chain (the root sends every byte once, whatever N), join the workers' ring all-reduce of
- * [gradient | teacher-output sums | loss] as its last member contributing zeros, take the DDP
+ * [loss | teacher-output sums | gradient] as its last member contributing zeros, take the DDP
  * mean exactly as the workers do, apply the same update to its own replica, then the EMA
  * teacher and the center.
  */
@@ -134,8 +134,8 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   log.info({ world, params: P, itersPerEpoch, host: hostname() }, "all workers ready, training");
 
   const schedules = runSchedules(config, world, itersPerEpoch);
-  // [gradient | teacher-output column sums | loss], the coordinator's ring contribution (zeros), reduced in place.
-  const reduced = new Float32Array(P + K + 1);
+  // What the ring reduces in place; the coordinator contributes zeros.
+  const reduced = new StepBuffer(student, K);
   const results: Incoming[] = new Array(world);
   const totalSteps = config.epochs * itersPerEpoch;
   const progress = new Progress(totalSteps, Math.max(1, Math.floor(itersPerEpoch / 4)));
@@ -190,8 +190,9 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
       const checksumRequested = (step + 1) % config.checksumEvery === 0 || step + 1 === totalSteps;
       await server.broadcast(world, { plan: { ...plan, checksumRequested } });
       await collective(server, teacherFeed.send(state.teacherAndCenter, { step }, step));
-      reduced.fill(0);
-      await collective(server, ring.allReduce(reduced, step));
+      const reducedPart = reduced.reduced(plan.freezeLastLayer);
+      reducedPart.fill(0);
+      await collective(server, ring.allReduce(reducedPart, step));
       let slowest = -1;
       let broadcast = 0;
       let data = 0;
@@ -211,16 +212,16 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
         skipped += r.skippedImages ?? 0;
       }
       const t3 = performance.now();
-      averageStepBuffer(reduced, P, K, world); // DDP averages gradients (and the loss) over ranks
-      const loss = reduced[P + K];
+      reduced.averageOver(world, plan.freezeLastLayer); // DDP averages gradients (and the loss) over ranks
+      const loss = reduced.loss;
       if (!Number.isFinite(loss)) {
         // The state has not been touched by this step yet: it is the last good one.
         const savedTo = save({ step, epoch, iterInEpoch: iter, pinned: true, loss: lastLoss }, sums);
         throw new NonFiniteLossError(step, loss, savedTo);
       }
-      studentUpdate(adamw, student.data, reduced.subarray(0, P), { lr: hp.lr, weightDecay: hp.weightDecay, clipGrad: config.clipGrad, epoch, freezeLastLayer: config.freezeLastLayer });
+      studentUpdate(adamw, student.data, reduced.gradient, { lr: hp.lr, weightDecay: hp.weightDecay, clipGrad: config.clipGrad, epoch, freezeLastLayer: config.freezeLastLayer });
       emaTeacher(teacher.data, student.data, hp.momentum);
-      updateCenter(center, reduced.subarray(P, P + K), 2 * config.batchSizePerGpu * world, CENTER_MOMENTUM);
+      updateCenter(center, reduced.teacherOutputSum, 2 * config.batchSizePerGpu * world, CENTER_MOMENTUM);
       completed = { step: step + 1, epoch, iterInEpoch: iter + 1, loss, sums: { loss: sums.loss + loss, lr: sums.lr + hp.lr, wd: sums.wd + hp.weightDecay } };
       const t4 = performance.now();
       if (checksumRequested) {

@@ -2,7 +2,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { shardBatchIndices, synthesizeImageFolder } from "@dino-coord/augment";
-import { readSafetensors } from "@dino-coord/model";
+import { dinoParamSpecs, initParams, ParamStore, readSafetensors, referenceInitOf } from "@dino-coord/model";
 import { readLatestPointer } from "../src/checkpoint";
 
 /** The run's last checkpoint folder (the checkpoint module's `latest` pointer). */
@@ -142,6 +142,21 @@ describe("dino-coord launch", () => {
     expect(readFileSync(join(two, "log.txt"), "utf8")).toMatch(/"train_loss":.*"train_lr":.*"train_wd":.*"epoch":0/);
     const state = JSON.parse(readFileSync(join(latest(two), "state.json"), "utf8"));
     expect([state.step, state.epoch, state.iterInEpoch, state.runConfig.gpus]).toEqual([2, 1, 0, 2]);
+  });
+
+  it("keeps the last layer at its initial weights while frozen and trains it after (the step graph and ring switch)", async () => {
+    const out = join(root, "frozen");
+    const result = await runCli(["launch", ...TINY, "--freeze-last-layer", "1", "--saveckp-freq", "1", "--gpus", "2", "--batch-size-per-gpu", "2", "--epochs", "2", "--data-path", dataPath, "--output-dir", out]);
+    expect(result.code).toBe(0);
+    const config = JSON.parse(readFileSync(join(out, "config.json"), "utf8"));
+    const initial = new ParamStore(dinoParamSpecs(config.model));
+    initParams(initial, referenceInitOf(initial.specs), config.seed);
+    const lastLayerAt = (step: number) => readSafetensors(join(out, `checkpoint-${String(step).padStart(8, "0")}`, "student.safetensors")).get("head.last_layer.weight_v")?.data as Float32Array;
+    const frozenEnd = lastLayerAt(IMAGES / 4); // 2 steps per epoch
+    expect(frozenEnd).toEqual(initial.view("head.last_layer.weight_v"));
+    expect(maxRelativeDifference(lastLayerAt(IMAGES / 2), frozenEnd)).toBeGreaterThan(1e-4);
+    const metrics = readFileSync(join(out, "metrics.jsonl"), "utf8").trim().split("\n").map((l) => JSON.parse(l));
+    expect(metrics.map((m) => m.epoch)).toEqual([0, 0, 1, 1]);
   });
 
   it("SIGTERM in the middle of a run stops every process and exits non-zero", async () => {

@@ -78,8 +78,13 @@ export function clipGradientsPerParam(grads: Float32Array, store: ParamStore, cl
 }
 
 /** Reference `cancel_gradients_last_layer`: true when this parameter's gradient is dropped this epoch. */
+/** A tensor of the DINO head's weight-normalised last layer (`head.last_layer.weight_g` / `weight_v`). */
+export function isLastLayer(name: string): boolean {
+  return name.includes("last_layer");
+}
+
 export function isLastLayerFrozen(name: string, epoch: number, freezeLastLayer: number): boolean {
-  return epoch < freezeLastLayer && name.includes("last_layer");
+  return epoch < freezeLastLayer && isLastLayer(name);
 }
 
 export interface AdamWOptions {

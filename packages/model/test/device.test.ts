@@ -19,7 +19,7 @@ describe("device flags", () => {
 
 describe("session options", () => {
   test("cpu: the CPU provider with the requested intra-op threads", () => {
-    expect(sessionOptions({ kind: "cpu" }, { threads: 3 })).toMatchObject({ executionProviders: ["cpu"], intraOpNumThreads: 3, interOpNumThreads: 1 });
+    expect(sessionOptions({ kind: "cpu" }, { threads: 3 })).toMatchObject({ executionProviders: ["cpu"], intraOpNumThreads: 3, interOpNumThreads: 1, enableMemPattern: false });
   });
 
   test("cuda:i where the provider library is installed: the CUDA provider on device i", () => {

@@ -51,14 +51,3 @@ export const CENTER_MOMENTUM = 0.9;
 export function stepShapeOf(config: RunConfig): StepShape {
   return { batchSize: config.batchSizePerGpu, globalCrops: 2, localCrops: config.localCropsNumber };
 }
-
-/**
- * DDP's mean over ranks of an all-reduced [gradient (P) | teacher-output column sums (K) |
- * loss] buffer, in place: the gradient and the loss are divided by the world size, the
- * column sums stay sums (the center update divides by the global batch). The coordinator
- * and every worker run exactly this, so their student replicas stay bitwise equal.
- */
-export function averageStepBuffer(buffer: Float32Array, P: number, K: number, world: number): void {
-  for (let i = 0; i < P; i++) buffer[i] /= world;
-  buffer[P + K] /= world;
-}

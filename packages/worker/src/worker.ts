@@ -21,7 +21,8 @@ import { checksumOf, readPayload, type ControlMessage } from "./control-channel"
 import { CoordinatorLink } from "./coordinator-link";
 import { ProtocolError, RunAbortedError } from "./errors";
 import { loadOptimizerFrames } from "./optimizer-frames";
-import { averageStepBuffer, STUDENT_TEMP, stepShapeOf, type RunConfig } from "./run-config";
+import { STUDENT_TEMP, stepShapeOf, type RunConfig } from "./run-config";
+import { StepBuffer } from "./step-buffer";
 
 export interface WorkerOptions {
   /** tcp://HOST:PORT of the coordinator's control socket. */
@@ -49,7 +50,7 @@ export function workerDevice(spec: string, rank: number, local: boolean): Device
  * One data-parallel DINO worker: registers with the coordinator (and where its collective
  * sockets will be), then for every step plan receives the teacher weights and center from
  * the broadcast chain, loads its shard's batch, runs the teacher forward and the student
- * forward/backward, all-reduces [gradient | teacher-output sums | loss] in the ring with
+ * forward/backward, all-reduces [loss | teacher-output sums | gradient] in the ring with
  * the other workers and the coordinator, and applies the averaged update to its student
  * replica, exactly as the coordinator does to its own.
  */
@@ -135,13 +136,16 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     });
     await pool.ready();
     await probeDevice(device); // a missing driver or adapter fails here with what was looked for
-    sessions = await DinoStepSessions.create(config.model, shape, { device, threads: config.threadsPerWorker, studentTemp: STUDENT_TEMP });
+    sessions = await DinoStepSessions.create(config.model, shape, {
+      device,
+      threads: config.threadsPerWorker,
+      studentTemp: STUDENT_TEMP,
+      // A fresh run starts frozen; a run resumed past the frozen epochs switches at its first step.
+      firstStepLastLayerFrozen: config.freezeLastLayer > 0,
+    });
     const adamw = new AdamW(student);
     loadOptimizerFrames(adamw, welcomeMessage.payloads.slice(3)); // a resumed run's AdamW state
-    const P = student.size;
-    const K = config.model.outDim;
-    // [gradient | teacher-output column sums | loss]: what the step all-reduces, in place.
-    const stepBuffer = new Float32Array(P + K + 1);
+    const stepBuffer = new StepBuffer(student, config.model.outDim);
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
     // The pool's batches live in SharedArrayBuffers, which onnxruntime-node does not take as
@@ -151,7 +155,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const globalMasks = new Float32Array(config.model.depth * 2 * 2 * B);
     const localMasks = new Float32Array(config.model.depth * 2 * L * B);
     await link.send({ ready: { rank, datasetSize: dataset.files.length } });
-    rankLog.info({ device, params: P, datasetSize: dataset.files.length }, "ready");
+    rankLog.info({ device, params: student.size, datasetSize: dataset.files.length }, "ready");
 
     let batches: AsyncGenerator<AugmentedBatch> | undefined;
     let batchesEpoch = -1;
@@ -196,18 +200,20 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       const common = { seed: config.seed, step: currentStep, sampleIndices: batch.indices };
       fillDropPathMasks(globalMasks, config.model, { ...common, firstCrop: 0, crops: 2 });
       if (L > 0) fillDropPathMasks(localMasks, config.model, { ...common, firstCrop: 2, crops: L });
-      const result = await sessions.studentStep(student, stepBuffer.subarray(0, P), {
+      const lastLayerFrozen = plan.freezeLastLayer ?? false;
+      const result = await sessions.studentStep(student, stepBuffer.gradient, {
         globals,
         locals: L > 0 ? locals : undefined,
         center,
         teacherTemp: plan.teacherTemp ?? 0,
         globalDropPath: globalMasks,
         localDropPath: L > 0 ? localMasks : undefined,
+        lastLayerFrozen,
       });
-      stepBuffer.set(result.teacherOutputSum, P);
-      stepBuffer[P + K] = result.loss;
+      stepBuffer.teacherOutputSum.set(result.teacherOutputSum);
+      stepBuffer.loss = result.loss;
       const computeEnd = performance.now();
-      await collective(ring.allReduce(stepBuffer, currentStep));
+      await collective(ring.allReduce(stepBuffer.reduced(lastLayerFrozen), currentStep));
       const reduced = performance.now();
       await link.send({
         result: {
@@ -215,10 +221,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           dataMs: computeStart - broadcastEnd, computeMs: computeEnd - computeStart, allReduceMs: reduced - computeEnd, broadcastMs: broadcastEnd - planned,
         },
       });
-      averageStepBuffer(stepBuffer, P, K, world);
+      stepBuffer.averageOver(world, lastLayerFrozen);
       // The coordinator stops the run on a non-finite loss (keeping the state before this step) and aborts.
-      if (!Number.isFinite(stepBuffer[P + K])) continue;
-      studentUpdate(adamw, student.data, stepBuffer.subarray(0, P), {
+      if (!Number.isFinite(stepBuffer.loss)) continue;
+      studentUpdate(adamw, student.data, stepBuffer.gradient, {
         lr: plan.lr ?? 0,
         weightDecay: plan.weightDecay ?? 0,
         clipGrad: config.clipGrad,

@@ -102,11 +102,13 @@ export function dinoHead(g: Graph, p: Params, features: Tensor, c: DinoModelConf
   // F.normalize: x / max(‖x‖₂, 1e-12)
   const norm = g.max(g.sqrt(g.reduceSum(g.mul(h, h), [-1], true)), g.scalar(1e-12));
   const unit = g.div(h, norm);
-  // weight_norm(dim=0): W = g · v / ‖v‖ per output row.
+  // weight_norm(dim=0): W = g · v / ‖v‖ per output row, so unit·Wᵀ = (unit·vᵀ) · (g / ‖v‖)ᵀ.
+  // Scaling the [n, K] logits instead of the [K, D] weight saves a pass over the weight
+  // (the largest tensor of the model) forward and one backward.
   const v = p("head.last_layer.weight_v");
   const rowNorm = g.sqrt(g.reduceSum(g.mul(v, v), [1], true));
-  const weight = g.mul(v, g.div(p("head.last_layer.weight_g"), rowNorm));
-  return g.gemm(unit, weight, undefined, { transB: true });
+  const logitScale = g.reshape(g.div(p("head.last_layer.weight_g"), rowNorm), [1, v.shape[0]]);
+  return g.mul(g.gemm(unit, v, undefined, { transB: true }), logitScale);
 }
 
 /**

@@ -1,3 +1,4 @@
+import { isLastLayer } from "../optimizer";
 import { ParamStore } from "../param-store";
 import { CompiledGraph } from "../runtime/compiled-graph";
 import { Device } from "../runtime/device";
@@ -11,6 +12,8 @@ export interface StudentStepInputs {
   teacherTemp: number;
   globalDropPath?: Float32Array; // [depth, 2, 2B]
   localDropPath?: Float32Array; // [depth, 2, L·B]
+  /** The last layer is frozen this step: its gradient slots of `grads` are left untouched. */
+  lastLayerFrozen?: boolean;
 }
 
 export interface StudentStepResult {
@@ -28,29 +31,45 @@ export interface SessionOptions {
 }
 
 /**
- * The two ONNX Runtime sessions of a worker. Weights go in as views of the networks'
- * flat buffers and gradients come out straight into the views of one flat gradient
- * buffer, so a step allocates nothing model-sized.
+ * The ONNX Runtime sessions of a worker: the teacher forward, and the student step in two
+ * variants, with and without the last layer's gradient (frozen for the first epochs). A
+ * student variant is compiled when first used and the other released then, since a run
+ * uses the frozen one only at its start. Weights go in as views of the networks' flat
+ * buffers and gradients come out straight into the views of one flat gradient buffer, so
+ * a step allocates nothing model-sized.
  */
 export class DinoStepSessions {
   readonly teacherOutput: Float32Array;
   readonly teacherOutputSum: Float32Array;
+  private student?: { lastLayerFrozen: boolean; graph: CompiledGraph };
 
   private constructor(
     readonly config: DinoModelConfig,
     readonly shape: StepShape,
     private readonly teacher: CompiledGraph,
-    private readonly student: CompiledGraph,
+    private readonly options: Required<SessionOptions>,
   ) {
     this.teacherOutput = new Float32Array(shape.globalCrops * shape.batchSize * config.outDim);
     this.teacherOutputSum = new Float32Array(config.outDim);
   }
 
-  static async create(config: DinoModelConfig, shape: StepShape, options: SessionOptions = {}): Promise<DinoStepSessions> {
-    const { device = { kind: "cpu" }, threads, studentTemp = 0.1, exposeStudentOutput = false } = options;
-    const teacher = await CompiledGraph.create(buildTeacherGraph(config, shape), device, threads);
-    const student = await CompiledGraph.create(buildStudentStepGraph(config, shape, { studentTemp, exposeStudentOutput }), device, threads);
-    return new DinoStepSessions(config, shape, teacher, student);
+  /** `firstStepLastLayerFrozen`: compile the student variant the first step needs now rather than then. */
+  static async create(config: DinoModelConfig, shape: StepShape, options: SessionOptions & { firstStepLastLayerFrozen?: boolean } = {}): Promise<DinoStepSessions> {
+    const { device = { kind: "cpu" }, threads = 0, studentTemp = 0.1, exposeStudentOutput = false, firstStepLastLayerFrozen = false } = options;
+    const teacher = await CompiledGraph.create(buildTeacherGraph(config, shape), device, threads || undefined);
+    const sessions = new DinoStepSessions(config, shape, teacher, { device, threads, studentTemp, exposeStudentOutput });
+    await sessions.studentVariant(firstStepLastLayerFrozen);
+    return sessions;
+  }
+
+  private async studentVariant(lastLayerFrozen: boolean): Promise<CompiledGraph> {
+    if (this.student?.lastLayerFrozen === lastLayerFrozen) return this.student.graph;
+    const { device, threads, studentTemp, exposeStudentOutput } = this.options;
+    await this.student?.graph.release();
+    this.student = undefined;
+    const graph = await CompiledGraph.create(buildStudentStepGraph(this.config, this.shape, { studentTemp, exposeStudentOutput, lastLayerFrozen }), device, threads || undefined);
+    this.student = { lastLayerFrozen, graph };
+    return graph;
   }
 
   /** Teacher logits of the global crops, [2B, K], into `this.teacherOutput`. */
@@ -62,7 +81,8 @@ export class DinoStepSessions {
 
   /**
    * Student forward and backward against `this.teacherOutput`; writes every trainable
-   * tensor's gradient into its slot of `grads` (the store's layout). Call teacherForward first.
+   * tensor's gradient (but the last layer's while frozen) into its slot of `grads` (the
+   * store's layout). Call teacherForward first.
    */
   async studentStep(student: ParamStore, grads: Float32Array, inputs: StudentStepInputs): Promise<StudentStepResult> {
     student.checkLayout(grads, "gradient buffer");
@@ -78,10 +98,12 @@ export class DinoStepSessions {
     if (inputs.localDropPath) feeds[INPUT.localDropPath] = inputs.localDropPath;
 
     const into: Record<string, Float32Array> = { [OUTPUT.teacherOutputSum]: this.teacherOutputSum };
+    const frozen = inputs.lastLayerFrozen ?? false;
     student.specs.forEach((spec, i) => {
-      if (spec.trainable) into[OUTPUT.gradPrefix + spec.name] = grads.subarray(...student.rangeAt(i));
+      if (spec.trainable && !(frozen && isLastLayer(spec.name))) into[OUTPUT.gradPrefix + spec.name] = grads.subarray(...student.rangeAt(i));
     });
-    const out = await this.student.run(feeds, { into });
+    const graph = await this.studentVariant(frozen);
+    const out = await graph.run(feeds, { into });
     return {
       loss: out[OUTPUT.loss][0],
       teacherOutputSum: this.teacherOutputSum,
@@ -90,7 +112,7 @@ export class DinoStepSessions {
   }
 
   async release(): Promise<void> {
-    await Promise.all([this.teacher.release(), this.student.release()]);
+    await Promise.all([this.teacher.release(), this.student?.graph.release()]);
   }
 }
 

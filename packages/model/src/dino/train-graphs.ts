@@ -9,6 +9,7 @@
 import { gradients } from "../autodiff/backward";
 import { Graph } from "../graph/graph";
 import { DType, Tensor } from "../graph/tensor";
+import { isLastLayer } from "../optimizer";
 import { ParamSpec } from "../param-store";
 import { DinoModelConfig, StepShape } from "./config";
 import { dinoLoss } from "./loss";
@@ -37,6 +38,11 @@ export interface StepGraphOptions {
   studentTemp: number;
   /** Also output the student logits (for reference checks; costs a copy of [views·B, K]). */
   exposeStudentOutput?: boolean;
+  /**
+   * Leave out the last layer's gradients: while it is frozen (epoch < freeze_last_layer) the
+   * reference discards them, so the graph need not compute them.
+   */
+  lastLayerFrozen?: boolean;
   dtype?: DType;
 }
 
@@ -92,7 +98,7 @@ export function buildStudentStepGraph(c: DinoModelConfig, shape: StepShape, opti
   g.output(g.reduceSum(teacherOutput, [0], true), OUTPUT.teacherOutputSum);
   if (options.exposeStudentOutput) g.output(studentOutput, OUTPUT.studentOutput);
 
-  const trainable = specs.filter((s) => s.trainable);
+  const trainable = specs.filter((s) => s.trainable && !(options.lastLayerFrozen && isLastLayer(s.name)));
   const grads = gradients(g, loss, trainable.map((s) => p(s.name)));
   trainable.forEach((s, i) => g.output(grads[i], OUTPUT.gradPrefix + s.name));
   return g;
