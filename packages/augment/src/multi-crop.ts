@@ -5,6 +5,7 @@ import type { RgbImage } from "./decode-image";
 import { BlurScratch, gaussianBlurPil } from "./gaussian-blur";
 import { writeNormalizedChw, writeNormalizedChwGray, writeNormalizedChwLookup } from "./normalize";
 import { CropResampler } from "./pil-resample";
+import { SimdCropPixels } from "./simd-crop-pixels";
 
 /** Where one image's crops go in a batch: crop-major, globals [2B,3,G,G], locals [L·B,3,l,l]. */
 export interface BatchSlot {
@@ -20,19 +21,32 @@ export function cropOffset(config: AugmentConfig, cropIndex: number, slot: numbe
   return ((cropIndex - 2) * batchSize + slot) * 3 * config.localSize * config.localSize;
 }
 
-/** Makes the 2 + L views of one decoded image; scratch buffers are reused across images. */
+/**
+ * Makes the 2 + L views of one decoded image; scratch buffers are reused across images.
+ * The pixel ops after the resize run on the WebAssembly SIMD kernels (simd-crop-pixels.ts)
+ * where available, else on the scalar code; both give the same bits.
+ */
 export class MultiCropRenderer {
   private readonly scratch = new ColorScratch();
   private readonly blur: BlurScratch;
   private readonly resampler: CropResampler;
   private readonly normalizeTable = new Float32Array(768);
+  private readonly simd: SimdCropPixels | null;
 
   constructor(
     readonly config: AugmentConfig,
     readonly seed: number,
+    options: { simd?: boolean } = {},
   ) {
-    this.blur = new BlurScratch(Math.max(config.globalSize, config.localSize));
-    this.resampler = new CropResampler(Math.max(config.globalSize, config.localSize));
+    const maxSize = Math.max(config.globalSize, config.localSize);
+    this.blur = new BlurScratch(maxSize);
+    this.resampler = new CropResampler(maxSize);
+    this.simd = options.simd === false ? null : SimdCropPixels.create(maxSize);
+  }
+
+  /** Whether the pixel ops run on the WebAssembly SIMD kernels. */
+  get usesSimd(): boolean {
+    return this.simd !== null;
   }
 
   plans(image: RgbImage, epoch: number, datasetIndex: number): CropPlan[] {
@@ -56,12 +70,20 @@ export class MultiCropRenderer {
 
   /**
    * The pixel ops after the resize, in the reference's order, then ToTensor + Normalize.
-   * The colour jitter's last lookup (or the grayscale) rides along with the blur's
-   * input when there is a blur, else with the tensor write.
+   * On the scalar path the colour jitter's last lookup (or the grayscale) rides along
+   * with the blur's input when there is a blur, else with the tensor write.
    */
   finish(px: Uint8Array, plan: CropPlan, out: Float32Array, offset: number): void {
     const { size } = plan;
     const pixelCount = size * size;
+    const simd = this.simd;
+    if (simd) {
+      simd.load(px.subarray(0, pixelCount * 3));
+      simd.applyColorOps(pixelCount, plan.jitter, plan.grayscale);
+      if (plan.blurRadius > 0) gaussianBlurPil(simd.pixels.subarray(0, pixelCount * 3), size, size, plan.blurRadius, this.blur);
+      simd.writeNormalized(size, plan.flip, plan.solarize, out, offset);
+      return;
+    }
     const final = applyColorOpsDeferred(px, pixelCount, plan.jitter, plan.grayscale, this.scratch);
     const lut = this.scratch.pending;
     if (plan.blurRadius > 0) {

@@ -1,0 +1,256 @@
+/**
+ * The colour ops of color-ops.ts as hand-assembled WebAssembly SIMD kernels, with the
+ * same arithmetic as the scalar code (which stays the reference and the fallback):
+ * WebAssembly's f32 and f64 operations round like Math.fround and JS doubles, and never
+ * contract a multiply-add, so evaluating PIL's formulas in the same order gives the same
+ * bits. Exported functions, on interleaved RGB at byte offsets of the imported memory:
+ * - blend(ptr, bytes, constant, alpha): Image.blend(constant, x, alpha) per sample, in
+ *   place (brightness: constant 0; contrast: constant = the luma mean);
+ * - lumaSum(ptr, pixels) → Σ PIL luma;
+ * - saturation(src, dst, pixels, alpha): ImageEnhance.Color (blend against the pixel's luma);
+ * - hue(src, dst, pixels, shift): PIL's 8-bit HSV round trip with the hue shifted;
+ * - gray(src, dst, pixels): convert("L") replicated to three channels.
+ * The per-pixel kernels take 4 pixels per step from one 16-byte load and store 16 bytes
+ * (the last 4 are overwritten by the next step). They write to another buffer than they
+ * read: in place, each load would overlap the previous step's store, which the CPU cannot
+ * forward (a stall of ~15 cycles per step). All read and write up to 64 bytes past the
+ * image (callers leave slack); lumaSum ignores those bytes.
+ */
+
+import {
+  F32, I32, V128, f32c, f64c, get, set, i32c, increment, kernelInstantiator, kernelModule, KernelLocals, simdOp as v, v128Const, v128Load, v128Store, wasmOp as op, whileNot,
+  type KernelFunction,
+} from "./wasm-encoding";
+
+const Z = 16; // a lane index into the zero vector (second shuffle operand)
+const zero = v128Const(Array<number>(16).fill(0));
+const splat32 = (value: number) => v.i32x4Splat(i32c(value));
+const splatF32 = (value: number) => v.f32x4Splat(f32c(value));
+const splatF64 = (value: number) => v.f64x2Splat(f64c(value));
+
+/** Channel c (0..2) of the 4 pixels in `pixels` (16 loaded bytes) as i32x4. */
+const channel = (pixels: number[], c: number) => v.i8x16Shuffle(pixels, zero, [c, Z, Z, Z, c + 3, Z, Z, Z, c + 6, Z, Z, Z, c + 9, Z, Z, Z]);
+
+/**
+ * 4 pixels from i32x4 channels r, g, b as 12 interleaved bytes (and 4 bytes the next
+ * step overwrites), saturated to 0..255 by the narrowing, which is the clip of every
+ * PIL op here.
+ */
+const packPixels = (r: number[], g: number[], b: number[]) => {
+  const bytes = v.i8x16NarrowI16x8U(v.i16x8NarrowI32x4S(r, g), v.i16x8NarrowI32x4S(b, b));
+  return v.i8x16Shuffle(bytes, bytes, [0, 4, 8, 1, 5, 9, 2, 6, 10, 3, 7, 11, 12, 13, 14, 15]);
+};
+
+/** PIL's L: (19595·r + 38470·g + 7471·b + 2^15) >> 16 on i32x4. */
+const luma = (r: number[], g: number[], b: number[]) =>
+  v.i32x4ShrU(v.i32x4Add(v.i32x4Add(v.i32x4Mul(r, splat32(19595)), v.i32x4Mul(g, splat32(38470))), v.i32x4Add(v.i32x4Mul(b, splat32(7471)), splat32(32768))), i32c(16));
+
+/** in1 + alpha·(in2 − in1) in float32 (Image.blend before its clip), i32x4 in, f32x4 out. */
+const blendF32 = (in1: number[], in2: number[], alpha: number[]) => v.f32x4Add(v.f32x4ConvertI32x4S(in1), v.f32x4Mul(alpha, v.f32x4ConvertI32x4S(v.i32x4Sub(in2, in1))));
+
+/** Truncation toward zero (the clip follows in packPixels' saturating narrows). */
+const truncate = (x: number[]) => v.i32x4TruncSatF32x4S(x);
+
+/** A loop over the pixels 4 at a time from src to dst: `step` maps the 16 loaded bytes (local `loaded`) to the 16 to store. */
+function pixelLoop(L: KernelLocals, src: number, dst: number, pixels: number, loaded: number, step: number[]): number[] {
+  const [p, q, end] = [L.i32(), L.i32(), L.i32()];
+  return [
+    ...get(src), ...set(p),
+    ...get(dst), ...set(q),
+    ...get(src), ...get(pixels), ...i32c(3), op.i32Mul, op.i32Add, ...set(end),
+    ...whileNot([...get(p), ...get(end), op.i32GeS], [
+      ...setLocal(loaded, v128Load(get(p))),
+      ...v128Store(get(q), step),
+      ...increment(p, i32c(12)),
+      ...increment(q, i32c(12)),
+    ]),
+  ];
+}
+
+function setLocal(local: number, value: number[]): number[] {
+  return [...value, ...set(local)];
+}
+
+/** blend(ptr, bytes, constant, alpha): 16 samples per step, widened to four i32x4. */
+function blendKernel(): KernelFunction {
+  const [ptr, bytes, constant, alpha] = [0, 1, 2, 3];
+  const [p, end] = [4, 5];
+  const [x, c, a, w0, w1] = [6, 7, 8, 9, 10];
+  const blended = (wide: number[]) => truncate(blendF32(get(c), wide, get(a)));
+  const halfBytes = (half: number[]) =>
+    v.i16x8NarrowI32x4S(blended(v.i32x4ExtendLowI16x8U(half)), blended(v.i32x4ExtendHighI16x8U(half)));
+  const code = [
+    ...setLocal(c, v.i32x4Splat(get(constant))),
+    ...setLocal(a, v.f32x4Splat(get(alpha))),
+    ...get(ptr), ...set(p),
+    ...get(ptr), ...get(bytes), op.i32Add, ...set(end),
+    ...whileNot([...get(p), ...get(end), op.i32GeS], [
+      ...setLocal(x, v128Load(get(p))),
+      ...setLocal(w0, v.i16x8ExtendLowI8x16U(get(x))),
+      ...setLocal(w1, v.i16x8ExtendHighI8x16U(get(x))),
+      ...v128Store(get(p), v.i8x16NarrowI16x8U(halfBytes(get(w0)), halfBytes(get(w1)))),
+      ...increment(p, i32c(16)),
+    ]),
+  ];
+  return { name: "blend", params: [I32, I32, I32, F32], results: [], locals: [2, I32, 5, V128], code };
+}
+
+/** lumaSum(ptr, pixels) → i32: lanes past the last pixel are masked out. */
+function lumaSumKernel(): KernelFunction {
+  const [ptr, pixels] = [0, 1];
+  const [p, end] = [2, 3];
+  const [loaded, sum, index, limit] = [4, 5, 6, 7];
+  const l = luma(channel(get(loaded), 0), channel(get(loaded), 1), channel(get(loaded), 2));
+  const code = [
+    ...setLocal(sum, zero),
+    ...setLocal(index, v128Const([0, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, 3, 0, 0, 0])),
+    ...setLocal(limit, v.i32x4Splat(get(pixels))),
+    ...get(ptr), ...set(p),
+    ...get(ptr), ...get(pixels), ...i32c(3), op.i32Mul, op.i32Add, ...set(end),
+    ...whileNot([...get(p), ...get(end), op.i32GeS], [
+      ...setLocal(loaded, v128Load(get(p))),
+      ...setLocal(sum, v.i32x4Add(get(sum), v.v128And(l, v.i32x4LtS(get(index), get(limit))))),
+      ...setLocal(index, v.i32x4Add(get(index), splat32(4))),
+      ...increment(p, i32c(12)),
+    ]),
+    // Horizontal sum of the four lanes.
+    ...setLocal(sum, v.i32x4Add(get(sum), v.i8x16Shuffle(get(sum), get(sum), [8, 9, 10, 11, 12, 13, 14, 15, 0, 1, 2, 3, 4, 5, 6, 7]))),
+    ...setLocal(sum, v.i32x4Add(get(sum), v.i8x16Shuffle(get(sum), get(sum), [4, 5, 6, 7, 0, 1, 2, 3, 12, 13, 14, 15, 8, 9, 10, 11]))),
+    ...get(sum), 0xfd, 0x1b, 0, // i32x4.extract_lane 0
+  ];
+  return { name: "lumaSum", params: [I32, I32], results: [I32], locals: [2, I32, 4, V128], code };
+}
+
+/** saturation(src, dst, pixels, alpha): blend(L, x, alpha) per channel. */
+function saturationKernel(): KernelFunction {
+  const [src, dst, pixels, alpha] = [0, 1, 2, 3];
+  const L = new KernelLocals(4);
+  const [loaded, r, g, b, l] = Array.from({ length: 5 }, () => L.v128());
+  const a = L.constant(v.f32x4Splat(get(alpha)));
+  const step = [
+    ...setLocal(r, channel(get(loaded), 0)),
+    ...setLocal(g, channel(get(loaded), 1)),
+    ...setLocal(b, channel(get(loaded), 2)),
+    ...setLocal(l, luma(get(r), get(g), get(b))),
+    ...packPixels(truncate(blendF32(get(l), get(r), a)), truncate(blendF32(get(l), get(g), a)), truncate(blendF32(get(l), get(b), a))),
+  ];
+  const loop = pixelLoop(L, src, dst, pixels, loaded, step);
+  return { name: "saturation", params: [I32, I32, I32, F32], results: [], locals: L.declaration(), code: [...L.preamble, ...loop] };
+}
+
+/** gray(src, dst, pixels): L in all three channels. */
+function grayKernel(): KernelFunction {
+  const [src, dst, pixels] = [0, 1, 2];
+  const L = new KernelLocals(3);
+  const [loaded, l] = [L.v128(), L.v128()];
+  const step = [...setLocal(l, luma(channel(get(loaded), 0), channel(get(loaded), 1), channel(get(loaded), 2))), ...packPixels(get(l), get(l), get(l))];
+  const loop = pixelLoop(L, src, dst, pixels, loaded, step);
+  return { name: "gray", params: [I32, I32, I32], results: [], locals: L.declaration(), code: loop };
+}
+
+/**
+ * hue(src, dst, pixels, shift): color-ops.ts' shiftHue on 4 pixels per step. PIL's rgb2hsv
+ * (float32 quotients, then h/6 + 1 and its fmod in double, truncated to 8 bits) and
+ * hsv2rgb (i, f, fs as PIL, p / q / t in double, rounded half up) with the double steps
+ * on the two f64x2 halves of each group of four.
+ */
+function hueKernel(): KernelFunction {
+  const params = { src: 0, dst: 1, pixels: 2, shift: 3 };
+  const L = new KernelLocals(4);
+  const [loaded, r, g, b, maxc, crF, rc, gc, bc, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp, unrounded] = Array.from({ length: 20 }, () => L.v128());
+  const [hue8, sat8, pOut, xOut] = [L.v128(), L.v128(), L.v128(), L.v128()];
+  const i32s = (value: number) => L.constant(splat32(value));
+  const f32s = (value: number) => L.constant(splatF32(value));
+  const f64s = (value: number) => L.constant(splatF64(value));
+  const shiftV = L.constant(v.i32x4Splat(get(params.shift)));
+
+  /** Lanes 2, 3 of a 32-bit-lane vector moved to lanes 0, 1 (the f64x2 conversions read the low half). */
+  const half = (x: number[], which: number) => (which === 0 ? x : v.i8x16Shuffle(x, x, [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]));
+  const f64OfF32 = (x: number[], which: number) => v.f64x2PromoteLowF32x4(half(x, which));
+  const f64OfI32 = (x: number[], which: number) => v.f64x2ConvertLowI32x4S(half(x, which));
+  /** An i32x4 lane mask's half `which` widened to an f64x2 lane mask. */
+  const mask64 = (m: number[], which: number) =>
+    v.i8x16Shuffle(m, m, which === 0 ? [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7] : [8, 9, 10, 11, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15]);
+  /**
+   * Two f64x2 halves holding integers in [0, 2^31) → one i32x4: adding 2^52 puts the
+   * integer in the low 32 bits of each double (cheaper than a saturating conversion).
+   */
+  const joinIntegers = (lo: number[], hi: number[]) => v.i8x16Shuffle(v.f64x2Add(lo, f64s(2 ** 52)), v.f64x2Add(hi, f64s(2 ** 52)), [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+  /** Math.round of y >= 0 in double, exactly (as V8 does it: ceil, minus 1 where that overshoots by more than 0.5). */
+  const roundHalfUp = (y: number[]) => [
+    ...y, ...set(unrounded),
+    ...v.f64x2Ceil(get(unrounded)), ...set(temp),
+    ...v.v128Bitselect(v.f64x2Sub(get(temp), f64s(1)), get(temp), v.f64x2Gt(v.f64x2Sub(get(temp), f64s(0.5)), get(unrounded))),
+  ];
+  const quotient = (numerator: number[]) => v.f32x4Div(v.f32x4ConvertI32x4S(numerator), get(crF));
+  /** h = f32(fmod(h / 6 + 1, 1)) in double (h / 6 + 1 lies in (0, 2)), then trunc(h · 255), for one half. */
+  const hue8Half = (which: number) => [
+    ...v.f64x2Add(v.f64x2Div(f64OfF32(get(h), which), f64s(6)), f64s(1)), ...set(temp),
+    ...v.f64x2Trunc(v.f64x2Mul(v.f64x2PromoteLowF32x4(v.f32x4DemoteF64x2Zero(v.v128Bitselect(v.f64x2Sub(get(temp), f64s(1)), get(temp), v.f64x2Ge(get(temp), f64s(1))))), f64s(255))),
+  ];
+  /** p = round(v·(1 − fs)) for one half. */
+  const pHalf = (which: number) => roundHalfUp(v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), f64OfF32(get(fs), which))));
+  /** q or t = round(v·(1 − fs·f')) with f' = f in odd sectors, 1 − f in even ones, for one half. */
+  const xHalf = (which: number) => {
+    const f = f64OfF32(get(fraction), which);
+    const sectorFraction = v.v128Bitselect(f, v.f64x2Sub(f64s(1), f), mask64(get(odd), which));
+    return roundHalfUp(v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), v.f64x2Mul(f64OfF32(get(fs), which), sectorFraction))));
+  };
+  const sectorIs = Array.from({ length: 6 }, () => L.v128());
+  const either = (k1: number, k2: number) => v.v128Or(get(sectorIs[k1]), get(sectorIs[k2]));
+  /** A channel that is v where `whereV`, else x where `whereX`, else p; v for gray pixels. */
+  const place = (whereV: number[], whereX: number[]) => v.v128Bitselect(get(maxc), v.v128Bitselect(get(xOut), get(pOut), whereX), v.v128Or(whereV, get(gray)));
+
+  const step = [
+    ...setLocal(r, channel(get(loaded), 0)),
+    ...setLocal(g, channel(get(loaded), 1)),
+    ...setLocal(b, channel(get(loaded), 2)),
+    ...setLocal(maxc, v.i32x4MaxS(v.i32x4MaxS(get(r), get(g)), get(b))),
+    ...setLocal(crF, v.f32x4ConvertI32x4S(v.i32x4Sub(get(maxc), v.i32x4MinS(v.i32x4MinS(get(r), get(g)), get(b))))),
+    // rgb2hsv: rc, gc, bc = (max − channel) / cr in float32; h by the maximal channel (r first, then g).
+    // Gray pixels (cr = 0) get NaN here; their lanes are replaced by v at the end.
+    ...setLocal(rc, quotient(v.i32x4Sub(get(maxc), get(r)))),
+    ...setLocal(gc, quotient(v.i32x4Sub(get(maxc), get(g)))),
+    ...setLocal(bc, quotient(v.i32x4Sub(get(maxc), get(b)))),
+    ...setLocal(h, v.v128Bitselect(
+      v.f32x4Sub(get(bc), get(gc)),
+      v.v128Bitselect(v.f32x4Sub(v.f32x4Add(f32s(2), get(rc)), get(bc)), v.f32x4Sub(v.f32x4Add(f32s(4), get(gc)), get(rc)), v.i32x4Eq(get(g), get(maxc))),
+      v.i32x4Eq(get(r), get(maxc)),
+    )),
+    ...setLocal(hue8, joinIntegers(hue8Half(0), hue8Half(1))),
+    // S = trunc(f32(cr / max) · 255) in double (max >= 1 as divisor: black stays 0, not NaN).
+    ...setLocal(q, v.f32x4Div(get(crF), v.f32x4ConvertI32x4S(v.i32x4MaxS(get(maxc), i32s(1))))),
+    ...setLocal(sat8, joinIntegers(v.f64x2Trunc(v.f64x2Mul(f64OfF32(get(q), 0), f64s(255))), v.f64x2Trunc(v.f64x2Mul(f64OfF32(get(q), 1), f64s(255))))),
+    ...setLocal(gray, v.i32x4Eq(get(sat8), zero)),
+    // hsv2rgb of the shifted 8-bit hue h: i = floor(6h / 255) = ((6h + 1)·257) >> 16 on 0..1530, f = (6h − 255·i) / 255.
+    ...setLocal(shifted, v.v128And(v.i32x4Add(get(hue8), shiftV), i32s(255))),
+    ...setLocal(h6, v.i32x4Add(v.i32x4Shl(get(shifted), i32c(2)), v.i32x4Shl(get(shifted), i32c(1)))),
+    ...setLocal(sector, v.i32x4ShrU(v.i32x4Mul(v.i32x4Add(get(h6), i32s(1)), i32s(257)), i32c(16))),
+    ...setLocal(fraction, v.f32x4Div(v.f32x4ConvertI32x4S(v.i32x4Sub(get(h6), v.i32x4Sub(v.i32x4Shl(get(sector), i32c(8)), get(sector)))), f32s(255))),
+    ...setLocal(sector, v.v128AndNot(get(sector), v.i32x4Eq(get(sector), i32s(6)))), // i % 6: only i = 6 (h = 255) wraps
+    ...setLocal(fs, v.f32x4Div(v.f32x4ConvertI32x4S(get(sat8)), f32s(255))),
+    ...setLocal(odd, v.i32x4ShrS(v.i32x4Shl(get(sector), i32c(31)), i32c(31))),
+    ...setLocal(pOut, joinIntegers(pHalf(0), pHalf(1))),
+    ...setLocal(xOut, joinIntegers(xHalf(0), xHalf(1))),
+    ...sectorIs.flatMap((local, k) => setLocal(local, v.i32x4Eq(get(sector), k === 0 ? zero : i32s(k)))),
+    // Sectors 0..5 place (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q); x is q or t.
+    ...packPixels(place(either(0, 5), either(1, 4)), place(either(1, 2), either(0, 3)), place(either(3, 4), either(2, 5))),
+  ];
+  const loop = pixelLoop(L, params.src, params.dst, params.pixels, loaded, step);
+  return { name: "hue", params: [I32, I32, I32, I32], results: [], locals: L.declaration(), code: [...L.preamble, ...loop] };
+}
+
+export interface ColorKernels {
+  blend(ptr: number, bytes: number, constant: number, alpha: number): void;
+  lumaSum(ptr: number, pixels: number): number;
+  saturation(src: number, dst: number, pixels: number, alpha: number): void;
+  hue(src: number, dst: number, pixels: number, shift: number): void;
+  gray(src: number, dst: number, pixels: number): void;
+}
+
+const instantiate = kernelInstantiator(() => kernelModule([blendKernel(), lumaSumKernel(), saturationKernel(), hueKernel(), grayKernel()]));
+
+/** The kernels bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use color-ops.ts). */
+export function instantiateColorKernels(memory: WebAssembly.Memory): ColorKernels | null {
+  return instantiate(memory) as ColorKernels | null;
+}
