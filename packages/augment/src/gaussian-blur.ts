@@ -5,7 +5,7 @@
  * edge pixels repeated. Reproduced with PIL's float32 and 8.24 fixed-point arithmetic.
  */
 
-import { instantiateBlurColumns, type BlurColumns } from "./simd-box-blur";
+import { instantiateBoxBlur, type BlurColumns, type BlurRows } from "./simd-box-blur";
 
 const f32 = Math.fround;
 const PASSES = 3;
@@ -30,51 +30,54 @@ export function boxWeights(boxRadius: number): { radius: number; ww: number; fw:
   return { radius, ww, fw };
 }
 
-/** Bytes the SIMD kernel may touch past an image (it works in steps of 16). */
+/** Bytes the SIMD kernels may touch past an image or a row (they work in steps of 16). */
 const SLACK = 64;
 
 /**
- * Scratch for gaussianBlurPil, sized for the largest crop: the image, a copy and a
- * transposed image in one WebAssembly memory for the SIMD kernel (scalar fallback when
- * WebAssembly SIMD is missing or the box radius exceeds 1), and per-column sums.
+ * Scratch for gaussianBlurPil, sized for the largest crop: the image, a copy, a
+ * transposed image and a padded row in one WebAssembly memory for the SIMD kernels
+ * (scalar fallback, on the transposed image, when WebAssembly SIMD is missing or the box
+ * radius exceeds 1), and per-column sums.
  */
 export class BlurScratch {
   readonly copy: Uint8Array;
   readonly transposed: Uint8Array;
   readonly image: Uint8Array;
   readonly sums: Float64Array;
-  private readonly kernel: BlurColumns | null;
-  private readonly offsets: { image: number; copy: number; transposed: number };
+  private readonly kernels: { columns: BlurColumns; rows: BlurRows } | null;
+  private readonly offsets: { image: number; copy: number; transposed: number; line: number };
 
   constructor(maxSize: number) {
     const region = maxSize * maxSize * 3 + SLACK;
-    const memory = new WebAssembly.Memory({ initial: Math.ceil((3 * region) / 65536) });
-    this.kernel = instantiateBlurColumns(memory);
-    this.offsets = { image: 0, copy: region, transposed: 2 * region };
+    const memory = new WebAssembly.Memory({ initial: Math.ceil((3 * region + maxSize * 3 + SLACK) / 65536) });
+    this.kernels = instantiateBoxBlur(memory);
+    this.offsets = { image: 0, copy: region, transposed: 2 * region, line: 3 * region };
     this.image = new Uint8Array(memory.buffer, 0, region);
     this.copy = new Uint8Array(memory.buffer, region, region);
     this.transposed = new Uint8Array(memory.buffer, 2 * region, region);
     this.sums = new Float64Array(maxSize * 3);
   }
 
-  /** Whether the WebAssembly SIMD kernel is in use (else the scalar pass, same results). */
+  /** Whether the WebAssembly SIMD kernels are in use (else the scalar pass, same results). */
   get simd(): boolean {
-    return this.kernel !== null;
+    return this.kernels !== null;
   }
 
-  /** One pass down the columns of the region at `offset` (rows × rowLength samples). */
-  columnPass(region: "image" | "transposed", rowLength: number, rows: number, r: number, ww: number, fw: number): void {
-    const img = region === "image" ? this.image : this.transposed;
-    const n = rowLength * rows;
-    this.copy.set(img.subarray(0, n));
-    if (this.kernel && r <= 1) this.kernel(this.offsets.copy, this.offsets[region], rowLength, rows, r, ww, fw);
-    else columnPassScalar(img, this.copy, rowLength, rows, r, ww, fw, this.sums);
+  /** Whether rowPassBetween can run box radius r (the SIMD kernels cover r <= 1, every sigma <= 2). */
+  passesRows(r: number): boolean {
+    return this.kernels !== null && r <= 1;
   }
 
   /** One pass down the columns reading region `from` and writing region `to` (no copy: passes ping-pong). */
   columnPassBetween(from: BlurRegion, to: BlurRegion, rowLength: number, rows: number, r: number, ww: number, fw: number): void {
-    if (this.kernel && r <= 1) this.kernel(this.offsets[from], this.offsets[to], rowLength, rows, r, ww, fw);
+    if (this.kernels && r <= 1) this.kernels.columns(this.offsets[from], this.offsets[to], rowLength, rows, r, ww, fw);
     else columnPassScalar(this[to], this[from], rowLength, rows, r, ww, fw, this.sums);
+  }
+
+  /** One pass along the rows of an interleaved RGB image (only where passesRows(r)). */
+  rowPassBetween(from: BlurRegion, to: BlurRegion, width: number, rows: number, r: number, ww: number, fw: number): void {
+    if (!this.kernels || r > 1) throw new Error(`no row pass for box radius ${r}`);
+    this.kernels.rows(this.offsets[from], this.offsets[to], width, rows, r, ww, fw, this.offsets.line);
   }
 }
 
@@ -84,13 +87,24 @@ type BlurRegion = "image" | "copy" | "transposed";
  * Blur interleaved RGB `px` (width × height) in place, as PIL: three horizontal passes,
  * then three vertical. Each pass computes
  * out[x] = round((ww·Σ_{k=−r..r} in[x+k] + fw·(in[x−r−1] + in[x+r+1])) / 2^24) with indices
- * clamped to the line (ImagingLineBoxBlur32). All passes run down the columns (tight
- * row-major loops); the horizontal ones on the transposed image, as PIL itself transposes
- * for its vertical ones.
+ * clamped to the line (ImagingLineBoxBlur32). The SIMD kernels run the horizontal passes
+ * along the rows; the scalar passes run down the columns (tight row-major loops), the
+ * horizontal ones on the transposed image, as PIL itself transposes for its vertical ones.
  */
 export function gaussianBlurPil(px: Uint8Array, width: number, height: number, radius: number, scratch: BlurScratch): void {
   const { radius: r, ww, fw } = boxWeights(boxRadiusForGaussian(radius));
   const n = width * height * 3;
+  if (scratch.passesRows(r)) {
+    scratch.image.set(px.subarray(0, n));
+    scratch.rowPassBetween("image", "copy", width, height, r, ww, fw);
+    scratch.rowPassBetween("copy", "image", width, height, r, ww, fw);
+    scratch.rowPassBetween("image", "copy", width, height, r, ww, fw);
+    scratch.columnPassBetween("copy", "image", width * 3, height, r, ww, fw);
+    scratch.columnPassBetween("image", "copy", width * 3, height, r, ww, fw);
+    scratch.columnPassBetween("copy", "image", width * 3, height, r, ww, fw);
+    px.set(scratch.image.subarray(0, n));
+    return;
+  }
   // Three passes ping-pong between two regions and end in `copy`.
   transpose(px, scratch.transposed, width, height);
   scratch.columnPassBetween("transposed", "copy", height * 3, width, r, ww, fw);

@@ -1,25 +1,22 @@
 /**
- * One PIL box-blur pass (radius 0 or 1, i.e. every sigma ≤ 2) down the columns of an
- * interleaved image, as a hand-assembled WebAssembly SIMD kernel: 16 samples per step,
+ * One PIL box-blur pass (radius 0 or 1, i.e. every sigma ≤ 2) down the columns or along
+ * the rows of an interleaved image, as hand-assembled WebAssembly SIMD kernels: 16 samples per step,
  * same integer arithmetic as the scalar pass. With S the centre-window sum and E the two
  * fractional-edge samples, out = (S·ww + E·fw + 2^23) >> 24, computed without leaving
  * 32 bits as (hi + (lo >> 8)) >> 16 with hi = S·(ww>>8) + E·(fw>>8) and
  * lo = S·(ww&255) + E·(fw&255) + 2^23 (exact: 2^8·hi + lo is the full sum).
  *
- * Exported function: blurColumns(src, dst, rowLength, rows, r, ww, fw), byte offsets into
- * the imported memory; it reads and writes up to 15 bytes past each row (callers leave slack).
+ * Exported functions (byte offsets into the imported memory): blurColumns(src, dst,
+ * rowLength, rows, r, ww, fw) reads and writes up to 15 bytes past each row;
+ * blurRows(src, dst, width, rows, r, ww, fw, line) (below) also writes its `line` buffer
+ * (3·width + 32 bytes). Callers leave slack.
  */
 
-import { I32, V128, uleb, get, set, i32c, simd, section, kernelInstantiator } from "./wasm-encoding";
-
-// Locals: parameters first, then i32 and v128 temporaries.
-const [src, dst, rowLength, rows, r, ww, fw] = [0, 1, 2, 3, 4, 5, 6];
-const [y, last, pHere, pAbove, pBelow, pEA, pEB, pDst, j, rowStart] = [7, 8, 9, 10, 11, 12, 13, 14, 15, 16];
-const [WH, WL, FH, FL, C23, R16, S16, E16, S32, E32] = [17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
+import { I32, uleb, get, set, i32c, simd, increment, kernelInstantiator, kernelModule, KernelLocals, whileNot, type KernelFunction } from "./wasm-encoding";
 
 const op = {
   add: 0x6a, sub: 0x6b, mul: 0x6c, and: 0x71, shrU: 0x76, eqz: 0x45, ltS: 0x48, gtS: 0x4a, geS: 0x4e, select: 0x1b,
-  block: [0x02, 0x40], loop: [0x03, 0x40], end: 0x0b, br: 0x0c, brIf: 0x0d,
+  i32Load: [0x28, 2, 0], i32Store: [0x36, 2, 0], memoryCopy: [0xfc, 10, 0, 0],
 };
 const v = {
   load8x8U: (offset: number) => simd(0x02, 0, ...uleb(offset)),
@@ -31,81 +28,128 @@ const v = {
   i32ShrU: simd(0xad), i32Add: simd(0xae), i32Mul: simd(0xb5),
 };
 
+/** The locals the stencil reads: five source pointers, the step offset j and the weights. */
+interface Stencil {
+  pHere: number; pAbove: number; pBelow: number; pEA: number; pEB: number; j: number;
+  WH: number; WL: number; FH: number; FL: number; C23: number; R16: number;
+  S16: number; E16: number; S32: number; E32: number;
+}
+
+function stencilLocals(L: KernelLocals): Stencil {
+  const [pHere, pAbove, pBelow, pEA, pEB, j] = Array.from({ length: 6 }, () => L.i32());
+  const [WH, WL, FH, FL, C23, R16, S16, E16, S32, E32] = Array.from({ length: 10 }, () => L.v128());
+  return { pHere, pAbove, pBelow, pEA, pEB, j, WH, WL, FH, FL, C23, R16, S16, E16, S32, E32 };
+}
+
+/** The weight vectors from the r, ww, fw parameters. */
+function stencilWeights(s: Stencil, r: number, ww: number, fw: number): number[] {
+  return [
+    ...get(ww), ...i32c(8), op.shrU, ...v.i32Splat, ...set(s.WH),
+    ...get(ww), ...i32c(255), op.and, ...v.i32Splat, ...set(s.WL),
+    ...get(fw), ...i32c(8), op.shrU, ...v.i32Splat, ...set(s.FH),
+    ...get(fw), ...i32c(255), op.and, ...v.i32Splat, ...set(s.FL),
+    ...i32c(8388608), ...v.i32Splat, ...set(s.C23),
+    ...get(r), ...v.i16Splat, ...set(s.R16),
+  ];
+}
+
 /** (S32·WH + E32·FH + ((S32·WL + E32·FL + C23) >> 8)) >> 16 on the stack. */
-const quarter = [
-  ...get(S32), ...get(WH), ...v.i32Mul, ...get(E32), ...get(FH), ...v.i32Mul, ...v.i32Add,
-  ...get(S32), ...get(WL), ...v.i32Mul, ...get(E32), ...get(FL), ...v.i32Mul, ...v.i32Add, ...get(C23), ...v.i32Add,
+const quarter = (s: Stencil) => [
+  ...get(s.S32), ...get(s.WH), ...v.i32Mul, ...get(s.E32), ...get(s.FH), ...v.i32Mul, ...v.i32Add,
+  ...get(s.S32), ...get(s.WL), ...v.i32Mul, ...get(s.E32), ...get(s.FL), ...v.i32Mul, ...v.i32Add, ...get(s.C23), ...v.i32Add,
   ...i32c(8), ...v.i32ShrU, ...v.i32Add, ...i32c(16), ...v.i32ShrU,
 ];
 
-const at = (base: number, offset: number) => [...get(base), ...get(j), op.add, ...v.load8x8U(offset)];
+const at = (s: Stencil, base: number, offset: number) => [...get(base), ...get(s.j), op.add, ...v.load8x8U(offset)];
 
 /** Eight output samples at byte offset `offset` of the current 16, as i16x8 on the stack. */
-const half = (offset: number) => [
-  ...at(pHere, offset), ...at(pAbove, offset), ...at(pBelow, offset), ...v.i16Add, ...get(R16), ...v.i16Mul, ...v.i16Add, ...set(S16),
-  ...at(pEA, offset), ...at(pEB, offset), ...v.i16Add, ...set(E16),
-  ...get(S16), ...v.i32ExtendLowU, ...set(S32), ...get(E16), ...v.i32ExtendLowU, ...set(E32), ...quarter,
-  ...get(S16), ...v.i32ExtendHighU, ...set(S32), ...get(E16), ...v.i32ExtendHighU, ...set(E32), ...quarter,
+const half = (s: Stencil, offset: number) => [
+  ...at(s, s.pHere, offset), ...at(s, s.pAbove, offset), ...at(s, s.pBelow, offset), ...v.i16Add, ...get(s.R16), ...v.i16Mul, ...v.i16Add, ...set(s.S16),
+  ...at(s, s.pEA, offset), ...at(s, s.pEB, offset), ...v.i16Add, ...set(s.E16),
+  ...get(s.S16), ...v.i32ExtendLowU, ...set(s.S32), ...get(s.E16), ...v.i32ExtendLowU, ...set(s.E32), ...quarter(s),
+  ...get(s.S16), ...v.i32ExtendHighU, ...set(s.S32), ...get(s.E16), ...v.i32ExtendHighU, ...set(s.E32), ...quarter(s),
   ...v.i16NarrowI32U,
 ];
 
-/** src + row·rowLength on the stack. */
-const rowPointer = (row: number[]) => [...get(src), ...row, ...get(rowLength), op.mul, op.add];
+/** Output samples j … j + 15 at pDst + j. */
+const stencil16 = (s: Stencil, pDst: number) => [...get(pDst), ...get(s.j), op.add, ...half(s, 0), ...half(s, 8), ...v.i8NarrowI16U, ...v.store];
 
-const body = [
-  ...get(ww), ...i32c(8), op.shrU, ...v.i32Splat, ...set(WH),
-  ...get(ww), ...i32c(255), op.and, ...v.i32Splat, ...set(WL),
-  ...get(fw), ...i32c(8), op.shrU, ...v.i32Splat, ...set(FH),
-  ...get(fw), ...i32c(255), op.and, ...v.i32Splat, ...set(FL),
-  ...i32c(8388608), ...v.i32Splat, ...set(C23),
-  ...get(r), ...v.i16Splat, ...set(R16),
-  ...get(rows), ...i32c(1), op.sub, ...set(last),
-  ...i32c(0), ...set(y),
-  ...op.block, ...op.loop,
-  ...get(y), ...get(rows), op.geS, op.brIf, 1,
-  ...get(y), ...get(rowLength), op.mul, ...set(rowStart),
-  ...get(src), ...get(rowStart), op.add, ...set(pHere),
-  ...get(dst), ...get(rowStart), op.add, ...set(pDst),
-  // above = max(y − 1, 0), below = min(y + 1, last)
-  ...rowPointer([...get(y), ...i32c(1), op.sub, ...i32c(0), ...get(y), ...i32c(0), op.gtS, op.select]), ...set(pAbove),
-  ...rowPointer([...get(y), ...i32c(1), op.add, ...get(last), ...get(y), ...get(last), op.ltS, op.select]), ...set(pBelow),
-  // edge rows: radius 0 → above / below; radius 1 → max(y − 2, 0) / min(y + 2, last)
-  ...get(pAbove), ...rowPointer([...get(y), ...i32c(2), op.sub, ...i32c(0), ...get(y), ...i32c(1), op.gtS, op.select]), ...get(r), op.eqz, op.select, ...set(pEA),
-  ...get(pBelow), ...rowPointer([...get(y), ...i32c(2), op.add, ...get(last), ...get(y), ...i32c(2), op.add, ...get(last), op.ltS, op.select]), ...get(r), op.eqz, op.select, ...set(pEB),
-  ...i32c(0), ...set(j),
-  ...op.block, ...op.loop,
-  ...get(j), ...get(rowLength), op.geS, op.brIf, 1,
-  ...get(pDst), ...get(j), op.add,
-  ...half(0), ...half(8), ...v.i8NarrowI16U, ...v.store,
-  ...get(j), ...i32c(16), op.add, ...set(j),
-  op.br, 0,
-  op.end, op.end,
-  ...get(y), ...i32c(1), op.add, ...set(y),
-  op.br, 0,
-  op.end, op.end,
-  op.end,
-];
+/** blurColumns(src, dst, rowLength, rows, r, ww, fw). */
+function columnsKernel(): KernelFunction {
+  const [src, dst, rowLength, rows, r, ww, fw] = [0, 1, 2, 3, 4, 5, 6];
+  const L = new KernelLocals(7);
+  const s = stencilLocals(L);
+  const [y, last, pDst, rowStart] = [L.i32(), L.i32(), L.i32(), L.i32()];
+  /** src + row·rowLength on the stack. */
+  const rowPointer = (row: number[]) => [...get(src), ...row, ...get(rowLength), op.mul, op.add];
+  const code = [
+    ...stencilWeights(s, r, ww, fw),
+    ...get(rows), ...i32c(1), op.sub, ...set(last),
+    ...i32c(0), ...set(y),
+    ...whileNot([...get(y), ...get(rows), op.geS], [
+      ...get(y), ...get(rowLength), op.mul, ...set(rowStart),
+      ...get(src), ...get(rowStart), op.add, ...set(s.pHere),
+      ...get(dst), ...get(rowStart), op.add, ...set(pDst),
+      // above = max(y − 1, 0), below = min(y + 1, last)
+      ...rowPointer([...get(y), ...i32c(1), op.sub, ...i32c(0), ...get(y), ...i32c(0), op.gtS, op.select]), ...set(s.pAbove),
+      ...rowPointer([...get(y), ...i32c(1), op.add, ...get(last), ...get(y), ...get(last), op.ltS, op.select]), ...set(s.pBelow),
+      // edge rows: radius 0 → above / below; radius 1 → max(y − 2, 0) / min(y + 2, last)
+      ...get(s.pAbove), ...rowPointer([...get(y), ...i32c(2), op.sub, ...i32c(0), ...get(y), ...i32c(1), op.gtS, op.select]), ...get(r), op.eqz, op.select, ...set(s.pEA),
+      ...get(s.pBelow), ...rowPointer([...get(y), ...i32c(2), op.add, ...get(last), ...get(y), ...i32c(2), op.add, ...get(last), op.ltS, op.select]), ...get(r), op.eqz, op.select, ...set(s.pEB),
+      ...i32c(0), ...set(s.j),
+      ...whileNot([...get(s.j), ...get(rowLength), op.geS], [...stencil16(s, pDst), ...increment(s.j, i32c(16))]),
+      ...increment(y, i32c(1)),
+    ]),
+  ];
+  return { name: "blurColumns", params: [I32, I32, I32, I32, I32, I32, I32], results: [], locals: L.declaration(), code };
+}
 
-function moduleBytes(): Uint8Array {
-  const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-  const locals = [2, 10, I32, 10, V128];
-  const code = [...locals, ...body];
-  return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [1, 0x60, 7, I32, I32, I32, I32, I32, I32, I32, 0]),
-    ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0x01]),
-    ...section(3, [1, 0]),
-    ...section(7, [1, ...name("blurColumns"), 0x00, 0]),
-    ...section(10, [1, ...uleb(code.length), ...code]),
-  ]);
+/**
+ * blurRows(src, dst, width, rows, r, ww, fw, line): the same pass along each row of an
+ * interleaved RGB image (neighbours 3 bytes apart). Each row is copied into `line`
+ * between two repeats of its first and two of its last pixel (PIL's clamped edges), so
+ * the stencil needs no edge cases.
+ */
+function rowsKernel(): KernelFunction {
+  const [src, dst, width, rows, r, ww, fw, line] = [0, 1, 2, 3, 4, 5, 6, 7];
+  const L = new KernelLocals(8);
+  const s = stencilLocals(L);
+  const [y, rowBytes, rowSrc, pDst, lastPixel] = Array.from({ length: 5 }, () => L.i32());
+  const copyPixel = (to: number[], from: number) => [...to, ...get(from), ...op.i32Load, ...op.i32Store];
+  const linePlus = (offset: number[]) => [...get(line), ...offset, op.add];
+  const code = [
+    ...stencilWeights(s, r, ww, fw),
+    ...get(width), ...i32c(3), op.mul, ...set(rowBytes),
+    ...i32c(0), ...set(y),
+    ...whileNot([...get(y), ...get(rows), op.geS], [
+      ...get(src), ...get(y), ...get(rowBytes), op.mul, op.add, ...set(rowSrc),
+      ...get(dst), ...get(y), ...get(rowBytes), op.mul, op.add, ...set(pDst),
+      ...get(rowSrc), ...get(rowBytes), op.add, ...i32c(3), op.sub, ...set(lastPixel),
+      // Left edge first: its 4-byte stores spill one byte into the row, which the copy then overwrites.
+      ...copyPixel(get(line), rowSrc), ...copyPixel(linePlus(i32c(3)), rowSrc),
+      ...linePlus(i32c(6)), ...get(rowSrc), ...get(rowBytes), ...op.memoryCopy,
+      ...copyPixel(linePlus([...i32c(6), ...get(rowBytes), op.add]), lastPixel), ...copyPixel(linePlus([...i32c(9), ...get(rowBytes), op.add]), lastPixel),
+      ...linePlus(i32c(6)), ...set(s.pHere),
+      ...linePlus(i32c(3)), ...set(s.pAbove),
+      ...linePlus(i32c(9)), ...set(s.pBelow),
+      // Edge samples: radius 0 → the neighbours; radius 1 → two pixels away.
+      ...get(s.pAbove), ...get(line), ...get(r), op.eqz, op.select, ...set(s.pEA),
+      ...get(s.pBelow), ...linePlus(i32c(12)), ...get(r), op.eqz, op.select, ...set(s.pEB),
+      ...i32c(0), ...set(s.j),
+      ...whileNot([...get(s.j), ...get(rowBytes), op.geS], [...stencil16(s, pDst), ...increment(s.j, i32c(16))]),
+      ...increment(y, i32c(1)),
+    ]),
+  ];
+  return { name: "blurRows", params: [I32, I32, I32, I32, I32, I32, I32, I32], results: [], locals: L.declaration(), code };
 }
 
 export type BlurColumns = (src: number, dst: number, rowLength: number, rows: number, r: number, ww: number, fw: number) => void;
+export type BlurRows = (src: number, dst: number, width: number, rows: number, r: number, ww: number, fw: number, line: number) => void;
 
-const instantiate = kernelInstantiator(moduleBytes);
+const instantiate = kernelInstantiator(() => kernelModule([columnsKernel(), rowsKernel()]));
 
-/** The kernel bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use the scalar pass). */
-export function instantiateBlurColumns(memory: WebAssembly.Memory): BlurColumns | null {
+/** The kernels bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use the scalar pass). */
+export function instantiateBoxBlur(memory: WebAssembly.Memory): { columns: BlurColumns; rows: BlurRows } | null {
   const exports = instantiate(memory);
-  return exports ? (exports.blurColumns as BlurColumns) : null;
+  return exports ? { columns: exports.blurColumns as BlurColumns, rows: exports.blurRows as BlurRows } : null;
 }

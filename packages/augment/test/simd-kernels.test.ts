@@ -1,4 +1,4 @@
-import { applyColorOps, blend, ColorScratch, JitterOp, luma, MultiCropRenderer, resolveAugmentConfig, shiftHue, writeNormalizedChw, type ColorJitterParams } from "../src";
+import { applyColorOps, blend, BlurScratch, boxRadiusForGaussian, boxWeights, ColorScratch, gaussianBlurPil, JitterOp, luma, MultiCropRenderer, resolveAugmentConfig, shiftHue, writeNormalizedChw, type ColorJitterParams } from "../src";
 import { instantiateColorKernels, type ColorKernels } from "../src/simd-color";
 import { SimdCropPixels } from "../src/simd-crop-pixels";
 import { instantiateNormalize } from "../src/simd-normalize";
@@ -107,6 +107,38 @@ describe("WebAssembly SIMD colour kernels equal the scalar reference", () => {
       for (let i = 0; i < px.length; i++) if (bytes[dst + i] !== expected[i]) mismatches++;
       expect(mismatches).toBe(0);
       if (shift !== 0) expect(Buffer.from(expected).equals(Buffer.from(px))).toBe(false); // the shift changed colours
+    }
+  });
+});
+
+/** PIL's box blur per line and channel with clamped indices, 3 passes along x then 3 along y. */
+function naiveBlur(px: Uint8Array, W: number, H: number, sigma: number): void {
+  const { radius: r, ww, fw } = boxWeights(boxRadiusForGaussian(sigma));
+  const line = (read: (i: number) => number, n: number, write: (i: number, v: number) => void) => {
+    const at = (i: number) => read(Math.min(Math.max(i, 0), n - 1));
+    const values = Array.from({ length: n }, (_, x) => {
+      let s = 0;
+      for (let k = -r; k <= r; k++) s += at(x + k);
+      return Math.floor((s * ww + (at(x - r - 1) + at(x + r + 1)) * fw + 2 ** 23) / 2 ** 24);
+    });
+    values.forEach((v, i) => write(i, v));
+  };
+  for (let pass = 0; pass < 3; pass++) for (let y = 0; y < H; y++) for (let c = 0; c < 3; c++) line((x) => px[(y * W + x) * 3 + c], W, (x, v) => (px[(y * W + x) * 3 + c] = v));
+  for (let pass = 0; pass < 3; pass++) for (let x = 0; x < W; x++) for (let c = 0; c < 3; c++) line((y) => px[(y * W + x) * 3 + c], H, (y, v) => (px[(y * W + x) * 3 + c] = v));
+}
+
+describe("WebAssembly SIMD box blur along the rows", () => {
+  it("equals PIL's formula on random images, widths 1 to 224, every radius the SIMD kernels take", () => {
+    const scratch = new BlurScratch(224);
+    expect(scratch.passesRows(1)).toBe(true);
+    for (const [W, H] of [[1, 3], [2, 2], [5, 7], [6, 1], [17, 9], [48, 40], [224, 5]]) {
+      for (const sigma of [0.1, 0.6, 1.0, 1.7, 2.0]) {
+        const px = pixels(W * H, W * 31 + H);
+        const expected = px.slice();
+        naiveBlur(expected, W, H, sigma);
+        gaussianBlurPil(px, W, H, sigma, scratch);
+        expect(Buffer.from(px).equals(Buffer.from(expected))).toBe(true);
+      }
     }
   });
 });
