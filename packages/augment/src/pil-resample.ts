@@ -206,7 +206,7 @@ export class CropResampler {
   private shorts: Int16Array;
   private image: { data: Uint8Array; width: number; height: number } | null = null;
   private readonly scalarOut: Uint8Array;
-  private layout = { out: 0, hBounds: 0, hWeights: 0, vBounds: 0, vWeights: 0, temp: 0, src: 0 };
+  private layout = { out: 0, hBounds: 0, hWeights: 0, vBounds: 0, vWeights: 0, temp: 0, src: 0, planes: 0, planeStride: 0 };
   /** Bytes reserved for each weight table (the regions are packed: overflowing one would corrupt the next). */
   private weightBytes = { horizontal: 0, vertical: 0 };
 
@@ -237,16 +237,20 @@ export class CropResampler {
     const vWeights = align16(vBounds + 2 * S * 4);
     const temp = align16(vWeights + coefficientInts * 4);
     const src = align16(temp + S * 3 * height + SLACK);
-    const total = src + width * height * 3 + SLACK;
+    // The horizontal pass reads the image as planes (simd-resample.ts' deinterleave).
+    const planeStride = align16(width * height + SLACK);
+    const planes = align16(src + width * height * 3 + SLACK);
+    const total = planes + 3 * planeStride;
     if (total > this.memory.buffer.byteLength) {
       this.memory.grow(Math.ceil((total - this.memory.buffer.byteLength) / 65536));
       this.bytes = new Uint8Array(this.memory.buffer);
       this.ints = new Int32Array(this.memory.buffer);
       this.shorts = new Int16Array(this.memory.buffer);
     }
-    this.layout = { out, hBounds, hWeights, vBounds, vWeights, temp, src };
+    this.layout = { out, hBounds, hWeights, vBounds, vWeights, temp, src, planes, planeStride };
     this.weightBytes = { horizontal: vBounds - hWeights, vertical: temp - vWeights };
     this.bytes.set(data.subarray(0, width * height * 3), src);
+    this.kernels.deinterleave(src, width * height, planes, planeStride);
   }
 
   /** `image.crop((left, top, left + cropWidth, top + cropHeight)).resize((size, size), BICUBIC)` of the loaded image. */
@@ -274,8 +278,9 @@ export class CropResampler {
       return px;
     }
     const rowWeightStride = needHorizontal ? this.uploadRowWeights(this.coefficients.horizontal.compute(cropWidth, size), size) : 0;
+    const planeBase = L.planes + top * image.width + left;
     if (!needVertical) {
-      kernels.rows(base, stride, cropHeight, L.out, size, L.hBounds, L.hWeights, rowWeightStride);
+      kernels.rows(planeBase, L.planeStride, image.width, cropHeight, L.out, size, L.hBounds, L.hWeights, rowWeightStride);
       return px;
     }
     const vertical = this.upload(this.coefficients.vertical.compute(cropHeight, size), size, L.vBounds, L.vWeights);
@@ -285,15 +290,15 @@ export class CropResampler {
     }
     const first = vertical.bounds[0];
     const last = vertical.bounds[size * 2 - 2] + vertical.bounds[size * 2 - 1];
-    kernels.rows(base + first * stride, stride, last - first, L.temp, size, L.hBounds, L.hWeights, rowWeightStride);
+    kernels.rows(planeBase + first * image.width, L.planeStride, image.width, last - first, L.temp, size, L.hBounds, L.hWeights, rowWeightStride);
     kernels.columns(L.temp, rowBytes, L.out, rowBytes, size, L.vBounds, L.vWeights, vertical.ksize, first);
     return px;
   }
 
-  /** The horizontal coefficients in resampleRows' layout (4-tap groups of split weights); returns the bytes per output pixel. */
+  /** The horizontal coefficients in resampleRows' layout (8-tap groups of split weights); returns the bytes per output pixel. */
   private uploadRowWeights(c: ResampleCoefficients, outSize: number): number {
     const { bounds, weights, ksize } = c;
-    const groupsMax = Math.ceil(ksize / 4);
+    const groupsMax = Math.ceil(ksize / 8);
     if (outSize * groupsMax * 32 > this.weightBytes.horizontal) throw new Error(`resample weights overflow their region (${outSize} × ${ksize} taps)`);
     const ints = this.ints;
     const shorts = this.shorts;
@@ -301,16 +306,16 @@ export class CropResampler {
     const w0 = this.layout.hWeights >> 1;
     for (let xx = 0; xx < outSize; xx++) {
       const n = bounds[xx * 2 + 1];
-      const groups = Math.ceil(n / 4);
-      ints[b + xx * 2] = bounds[xx * 2] * 3;
+      const groups = Math.ceil(n / 8);
+      ints[b + xx * 2] = bounds[xx * 2];
       ints[b + xx * 2 + 1] = groups;
       let o = w0 + xx * groupsMax * 16;
       for (let g = 0; g < groups; g++, o += 16) {
-        for (let j = 0; j < 4; j++) {
-          const k = g * 4 + j;
+        for (let j = 0; j < 8; j++) {
+          const k = g * 8 + j;
           const w = k < n ? weights[xx * ksize + k] : 0;
-          shorts[o + j] = shorts[o + 4 + j] = w >> 11;
-          shorts[o + 8 + j] = shorts[o + 12 + j] = w & 2047;
+          shorts[o + j] = w >> 11;
+          shorts[o + 8 + j] = w & 2047;
         }
       }
     }

@@ -2,14 +2,17 @@
  * The two passes of PIL's 8-bit bicubic resample (pil-resample.ts) as a hand-assembled
  * WebAssembly SIMD kernel, same integer arithmetic (22-bit weights, sums from 2^21,
  * arithmetic shift by 22, clip to 0..255 by saturating narrows):
- * - resampleRows(src, srcStride, rows, dst, outWidth, bounds, weights, weightStride):
- *   PIL's horizontal pass on interleaved RGB, one output pixel at a time, four taps per
- *   step with i32x4.dot_i16x8_s: each 22-bit weight w is split as w = 2^11·(w >> 11) +
- *   (w & 2047), both halves fit i16, and 2^11·Σ x·hi + Σ x·lo is the exact sum. bounds
- *   here are (byte offset of the first tap, 4-tap groups) pairs and weights, per output
- *   pixel (weightStride bytes apart), 32 bytes per group: hi halves of taps 0..3 twice,
- *   then lo halves twice (rowWeights prepares them; padding taps weigh 0). It reads up to
- *   16 bytes past the last tap and writes 1 byte past the last output pixel.
+ * - deinterleave(src, pixels, dst, planeStride): the source image as R, G, B planes, once
+ *   per image, so the horizontal pass reads each channel's taps as consecutive bytes.
+ * - resampleRows(planes, planeStride, width, rows, dst, outWidth, bounds, weights,
+ *   weightStride): PIL's horizontal pass from the planes (rows `width` bytes apart) into
+ *   interleaved RGB, one output pixel at a time, 8 taps of each channel per step with
+ *   i32x4.dot_i16x8_s: each 22-bit weight w is split as w = 2^11·(w >> 11) + (w & 2047),
+ *   both halves fit i16, and 2^11·Σ x·hi + Σ x·lo is the exact sum. bounds here are
+ *   (first tap, 8-tap groups) pairs and weights, per output pixel (weightStride bytes
+ *   apart), 32 bytes per group: hi halves of taps 0..7, then lo halves (uploadRowWeights
+ *   prepares them; padding taps weigh 0). It reads up to 8 bytes past the last tap and
+ *   writes 1 byte past the last output pixel.
  * - resampleColumns(src, stride, dst, rowBytes, outHeight, bounds, weights, ksize, shift):
  *   PIL's vertical pass, 16 samples of an output row per step; it reads and writes up to
  *   15 bytes past each row.
@@ -18,7 +21,7 @@
  * imported memory.
  */
 
-import { I32, V128, uleb, get, set, tee, i32c, simd, section, kernelInstantiator } from "./wasm-encoding";
+import { I32, V128, uleb, get, set, tee, i32c, simd, section, kernelInstantiator, KernelLocals, simdOp } from "./wasm-encoding";
 
 const PRECISION_BITS = 22;
 
@@ -52,46 +55,85 @@ const whileNot = (exit: number[], body: number[]) => [...op.block, ...op.loop, .
 const inc = (local: number, by: number[]) => [...get(local), ...by, op.add, ...set(local)];
 const shifted = (local: number) => [...get(local), ...i32c(PRECISION_BITS), ...v.i32ShrS];
 
+/**
+ * resampleRows on planar input: per output pixel, per channel, 8 taps per step as one
+ * i32x4.dot_i16x8_s with the hi and one with the lo weight halves; the four partial
+ * sums of each channel are added up at the end of the pixel.
+ */
 function rowsBody(): { params: number; locals: number[]; code: number[] } {
-  const [src, srcStride, rows, dst, outWidth, bounds, weights, wstride] = [0, 1, 2, 3, 4, 5, 6, 7];
-  const [y, xx, p, wp, end, rowp, bp, wrow] = [8, 9, 10, 11, 12, 13, 14, 15];
-  const [rgHi, rgLo, bHi, bLo, zero, half, px, rg, bl, wh, wl] = [16, 17, 18, 19, 20, 21, 22, 23, 24, 25, 26];
-  const z = 16; // byte 0 of the zero vector: widens u8 to i16
-  const acc = (a: number, samples: number, weight: number) => [...get(a), ...get(samples), ...get(weight), ...v.i32Dot16, ...v.i32Add, ...set(a)];
+  const [planes, planeStride, width, rows, dst, outWidth, bounds, weights, wstride] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
+  const L = new KernelLocals(9);
+  const [y, xx, p, wp, end, rowp, bp, wrow, plane2] = Array.from({ length: 9 }, () => L.i32());
+  const [rHi, rLo, gHi, gLo, bHi, bLo, wh, wl, half, sums] = Array.from({ length: 10 }, () => L.v128());
+  const zero = simdOp.i32x4Splat(i32c(0));
+  /** acc += dot(the 8 samples at `address` widened to i16, weights) */
+  const acc = (a: number, address: number[], weight: number) => [...get(a), ...address, ...v.load8x8U(0), ...get(weight), ...v.i32Dot16, ...v.i32Add, ...set(a)];
   const combined = (hi: number, lo: number) => [...get(hi), ...i32c(11), ...v.i32Shl, ...get(lo), ...v.i32Add];
+  /** A shuffle of two i32x4 by 32-bit lanes (0..3 the first, 4..7 the second). */
+  const lanes32 = (a: number[], b: number[], picks: number[]) => simdOp.i8x16Shuffle(a, b, picks.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3]));
+  /** (a0 + a2, a1 + a3, b0 + b2, b1 + b3) */
+  const pairSums = (a: number[], b: number[]) => [...lanes32(a, b, [0, 1, 4, 5]), ...lanes32(a, b, [2, 3, 6, 7]), ...v.i32Add];
   const code = [
     ...i32c(1 << (PRECISION_BITS - 1)), ...v.i32Splat, ...set(half),
+    ...get(planeStride), ...i32c(2), op.mul, ...set(plane2),
     ...i32c(0), ...set(y),
     ...whileNot([...get(y), ...get(rows), op.geS], [
-      ...get(src), ...get(y), ...get(srcStride), op.mul, op.add, ...set(rowp),
+      ...get(planes), ...get(y), ...get(width), op.mul, op.add, ...set(rowp),
       ...get(bounds), ...set(bp), ...get(weights), ...set(wrow), ...i32c(0), ...set(xx),
       ...whileNot([...get(xx), ...get(outWidth), op.geS], [
         ...get(rowp), ...get(bp), ...op.i32Load(0), op.add, ...set(p),
         ...get(wrow), ...set(wp),
         ...get(wrow), ...get(bp), ...op.i32Load(4), ...i32c(32), op.mul, op.add, ...set(end),
-        ...get(zero), ...tee(rgHi), ...tee(rgLo), ...tee(bHi), ...set(bLo),
-        // Four taps per step: R and G of pixels 0..3 as i16 lanes, B in a second vector; 16-bit dots with the weights split at bit 11.
+        ...zero, ...tee(rHi), ...tee(rLo), ...tee(gHi), ...tee(gLo), ...tee(bHi), ...set(bLo),
         ...whileNot([...get(wp), ...get(end), op.geU], [
-          ...get(p), ...v.load(0), ...set(px),
-          ...get(px), ...get(zero), ...v.shuffle([0, z, 3, z, 6, z, 9, z, 1, z, 4, z, 7, z, 10, z]), ...set(rg),
-          ...get(px), ...get(zero), ...v.shuffle([2, z, 5, z, 8, z, 11, z, z, z, z, z, z, z, z, z]), ...set(bl),
           ...get(wp), ...v.load(0), ...set(wh), ...get(wp), ...v.load(16), ...set(wl),
-          ...acc(rgHi, rg, wh), ...acc(rgLo, rg, wl), ...acc(bHi, bl, wh), ...acc(bLo, bl, wl),
-          ...inc(p, i32c(12)), ...inc(wp, i32c(32)),
+          ...acc(rHi, get(p), wh), ...acc(rLo, get(p), wl),
+          ...acc(gHi, [...get(p), ...get(planeStride), op.add], wh), ...acc(gLo, [...get(p), ...get(planeStride), op.add], wl),
+          ...acc(bHi, [...get(p), ...get(plane2), op.add], wh), ...acc(bLo, [...get(p), ...get(plane2), op.add], wl),
+          ...inc(p, i32c(8)), ...inc(wp, i32c(32)),
         ]),
-        // [R01, R23, G01, G23] and [B01, B23, 0, 0] → [R, G, B, B] + 2^21, >> 22, saturate to bytes.
-        ...combined(rgHi, rgLo), ...set(rg), ...combined(bHi, bLo), ...set(bl),
+        // [R, G, B, B] sums + 2^21, >> 22, saturated to bytes; the 4-byte store spills into the next pixel.
+        ...pairSums(combined(rHi, rLo), combined(gHi, gLo)), ...set(wh),
+        ...pairSums(combined(bHi, bLo), combined(bHi, bLo)), ...set(wl),
         ...get(dst),
-        ...get(rg), ...get(bl), ...v.shuffle([0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 16, 17, 18, 19]),
-        ...get(rg), ...get(bl), ...v.shuffle([4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 20, 21, 22, 23]),
-        ...v.i32Add, ...get(half), ...v.i32Add, ...i32c(PRECISION_BITS), ...v.i32ShrS, ...tee(px), ...get(px), ...v.i16NarrowI32S, ...tee(px), ...get(px), ...v.i8NarrowI16U, ...v.i32ExtractLane0,
+        ...lanes32(get(wh), get(wl), [0, 2, 4, 4]), ...lanes32(get(wh), get(wl), [1, 3, 5, 5]), ...v.i32Add,
+        ...get(half), ...v.i32Add, ...i32c(PRECISION_BITS), ...v.i32ShrS, ...set(sums), ...get(sums), ...get(sums), ...v.i16NarrowI32S, ...set(sums), ...get(sums), ...get(sums), ...v.i8NarrowI16U, ...v.i32ExtractLane0,
         ...op.i32Store,
         ...inc(dst, i32c(3)), ...inc(bp, i32c(8)), ...inc(wrow, get(wstride)), ...inc(xx, i32c(1)),
       ]),
       ...inc(y, i32c(1)),
     ]),
   ];
-  return { params: 8, locals: [8, I32, 11, V128], code };
+  return { params: 9, locals: L.declaration(), code };
+}
+
+/**
+ * deinterleave(src, pixels, dst, planeStride): interleaved RGB → R, G and B planes
+ * planeStride bytes apart, 16 pixels per step (reads up to 47 bytes past the pixels,
+ * writes up to 15 past each plane).
+ */
+function deinterleaveBody(): { params: number; locals: number[]; code: number[] } {
+  const [src, pixels, dst, planeStride] = [0, 1, 2, 3];
+  const L = new KernelLocals(4);
+  const [i, p] = [L.i32(), L.i32()];
+  const [v0, v1, v2] = [L.v128(), L.v128(), L.v128()];
+  /** Bytes c, c + 3, … of the 48 loaded: the first 11 − (c === 2) from v0, v1, the rest from v2. */
+  const plane = (c: number) => {
+    const all = Array.from({ length: 16 }, (_, k) => c + 3 * k);
+    const fromFirstTwo = all.filter((k) => k < 32);
+    const first = simdOp.i8x16Shuffle(get(v0), get(v1), [...fromFirstTwo, ...Array<number>(16 - fromFirstTwo.length).fill(0)]);
+    return simdOp.i8x16Shuffle(first, get(v2), all.map((k, lane) => (k < 32 ? lane : 16 + k - 32)));
+  };
+  const store = (c: number) => [...get(dst), ...get(i), op.add, ...(c === 0 ? [] : [...get(planeStride), ...i32c(c), op.mul, op.add]), ...plane(c), ...v.store];
+  const code = [
+    ...i32c(0), ...set(i), ...get(src), ...set(p),
+    ...whileNot([...get(i), ...get(pixels), op.geS], [
+      ...get(p), ...v.load(0), ...set(v0), ...get(p), ...v.load(16), ...set(v1), ...get(p), ...v.load(32), ...set(v2),
+      ...store(0), ...store(1), ...store(2),
+      ...inc(p, i32c(48)), ...inc(i, i32c(16)),
+    ]),
+  ];
+  return { params: 4, locals: L.declaration(), code };
 }
 
 function columnsBody(): { params: number; locals: number[]; code: number[] } {
@@ -129,29 +171,30 @@ function columnsBody(): { params: number; locals: number[]; code: number[] } {
 
 function moduleBytes(): Uint8Array {
   const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
-  const bodies = [rowsBody(), columnsBody()];
+  const bodies = [rowsBody(), columnsBody(), deinterleaveBody()];
   const type = (params: number) => [0x60, params, ...Array<number>(params).fill(I32), 0];
   const codeEntry = (b: { locals: number[]; code: number[] }) => {
-    const entry = [b.locals.length / 2, ...b.locals, ...b.code, op.end];
+    const entry = [...uleb(b.locals.length / 2), ...b.locals, ...b.code, op.end];
     return [...uleb(entry.length), ...entry];
   };
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
-    ...section(1, [2, ...type(bodies[0].params), ...type(bodies[1].params)]),
+    ...section(1, [3, ...bodies.flatMap((b) => type(b.params))]),
     ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0x01]),
-    ...section(3, [2, 0, 1]),
-    ...section(7, [2, ...name("resampleRows"), 0x00, 0, ...name("resampleColumns"), 0x00, 1]),
-    ...section(10, [2, ...codeEntry(bodies[0]), ...codeEntry(bodies[1])]),
+    ...section(3, [3, 0, 1, 2]),
+    ...section(7, [3, ...name("resampleRows"), 0x00, 0, ...name("resampleColumns"), 0x00, 1, ...name("deinterleave"), 0x00, 2]),
+    ...section(10, [3, ...bodies.flatMap(codeEntry)]),
   ]);
 }
 
-export type ResampleRows = (src: number, srcStride: number, rows: number, dst: number, outWidth: number, bounds: number, weights: number, weightStride: number) => void;
+export type ResampleRows = (planes: number, planeStride: number, width: number, rows: number, dst: number, outWidth: number, bounds: number, weights: number, weightStride: number) => void;
+export type Deinterleave = (src: number, pixels: number, dst: number, planeStride: number) => void;
 export type ResampleColumns = (src: number, stride: number, dst: number, rowBytes: number, outHeight: number, bounds: number, weights: number, ksize: number, shift: number) => void;
 
 const instantiate = kernelInstantiator(moduleBytes);
 
 /** The kernels bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use the scalar passes). */
-export function instantiateResample(memory: WebAssembly.Memory): { rows: ResampleRows; columns: ResampleColumns } | null {
+export function instantiateResample(memory: WebAssembly.Memory): { rows: ResampleRows; columns: ResampleColumns; deinterleave: Deinterleave } | null {
   const exports = instantiate(memory);
-  return exports ? { rows: exports.resampleRows as ResampleRows, columns: exports.resampleColumns as ResampleColumns } : null;
+  return exports ? { rows: exports.resampleRows as ResampleRows, columns: exports.resampleColumns as ResampleColumns, deinterleave: exports.deinterleave as Deinterleave } : null;
 }

@@ -2,6 +2,7 @@ import { applyColorOps, blend, BlurScratch, boxRadiusForGaussian, boxWeights, Co
 import { instantiateColorKernels, type ColorKernels } from "../src/simd-color";
 import { SimdCropPixels } from "../src/simd-crop-pixels";
 import { instantiateNormalize } from "../src/simd-normalize";
+import { instantiateResample } from "../src/simd-resample";
 import { noise } from "./fixtures";
 
 /**
@@ -138,6 +139,26 @@ describe("WebAssembly SIMD box blur along the rows", () => {
         naiveBlur(expected, W, H, sigma);
         gaussianBlurPil(px, W, H, sigma, scratch);
         expect(Buffer.from(px).equals(Buffer.from(expected))).toBe(true);
+      }
+    }
+  });
+});
+
+describe("WebAssembly SIMD deinterleave (the planes the horizontal resample reads)", () => {
+  it("splits interleaved RGB into R, G, B planes exactly, for pixel counts around its 16-pixel step", () => {
+    const memory = new WebAssembly.Memory({ initial: 4 });
+    const kernels = instantiateResample(memory);
+    if (!kernels) throw new Error("WebAssembly SIMD unavailable");
+    const bytes = new Uint8Array(memory.buffer);
+    for (const count of [1, 15, 16, 17, 33, 1000]) {
+      const px = pixels(count, count + 5);
+      const planeStride = 4096;
+      const planes = 65536;
+      bytes.set(px, SRC);
+      kernels.deinterleave(SRC, count, planes, planeStride);
+      for (let c = 0; c < 3; c++) {
+        const expected = Uint8Array.from({ length: count }, (_, i) => px[3 * i + c]);
+        expect(Array.from(bytes.subarray(planes + c * planeStride, planes + c * planeStride + count))).toEqual(Array.from(expected));
       }
     }
   });
