@@ -95,8 +95,8 @@ export interface TrainingRun {
 }
 
 /**
- * The coordinator's side of training: welcome the workers with the initial weights and the
- * collective groups, then per step send the plan (scalars), broadcast [teacher | center] down
+ * The coordinator's side of training: welcome the workers with the collective groups, draw
+ * or load the initial state and send it to them, then per step send the plan (scalars), broadcast [teacher | center] down
  * the chain (the root sends every byte once, whatever N), join the workers' ring all-reduce of
  * [loss | teacher-output sums | gradient] as its last member contributing zeros, take the DDP
  * mean exactly as the workers do, apply the same update to its own replica, then the EMA
@@ -106,11 +106,6 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   const { server, config, output, log, itersPerEpoch } = run;
   const world = config.gpus;
   const start = run.resume?.checkpoint;
-  const state = new TrainingState(config, !start);
-  const { student, teacher, adamw, center } = state;
-  if (start) restoreTrainingState(state, start);
-  const P = student.size;
-  const K = config.model.outDim;
   const configJson = JSON.stringify(config);
   output.writeConfig(config);
 
@@ -123,7 +118,16 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
     teacherFeed.abort(err.message);
   });
   for (let rank = 0; rank < world; rank++) {
-    await server.sendTo(rank, { welcome: { rank, worldSize: world, configJson, ringEndpoints, broadcastEndpoints } }, [student.data, teacher.data, center, ...(start ? optimizerFrames(adamw.state()) : [])]);
+    await server.sendTo(rank, { welcome: { rank, worldSize: world, configJson, ringEndpoints, broadcastEndpoints } });
+  }
+  // The workers build their sessions while the weights are drawn (seconds for large models).
+  const state = new TrainingState(config, !start);
+  const { student, teacher, adamw, center } = state;
+  if (start) restoreTrainingState(state, start);
+  const P = student.size;
+  const K = config.model.outDim;
+  for (let rank = 0; rank < world; rank++) {
+    await server.sendTo(rank, { initialState: { step: start?.step ?? 0 } }, [student.data, teacher.data, center, ...(start ? optimizerFrames(adamw.state()) : [])]);
   }
   for (let rank = 0; rank < world; rank++) {
     const ready = await server.next("ready", `worker ${rank} to load the model and data`, run.connectTimeoutMs + config.stepTimeoutMs, rank);
@@ -143,7 +147,7 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   const { saveEverySteps, keepLast } = checkpointSettingsOf(config);
   const policy: CheckpointPolicy = { ...CHECKPOINT_POLICY_DEFAULTS, saveEverySteps, keepLast, saveckpFreq: config.saveckpFreq };
   const started = performance.now() - (start?.elapsedSeconds ?? 0) * 1000;
-  const controlBytesBefore = server.bytesSent; // the welcomes carried the initial weights
+  const controlBytesBefore = server.bytesSent; // the initial states carried the weights
   let lastLoss = start?.loss ?? Number.NaN;
   let lastSaved = start ? { step: start.step, path: start.path } : undefined;
   // Positions count what is done: `step` updates applied, (epoch, iterInEpoch) the next iteration.

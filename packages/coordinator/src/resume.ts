@@ -4,7 +4,7 @@
  * is either restored here or a pure function of the restored position:
  *
  * - restored: student, teacher, AdamW moments and per-tensor step counters, center (the
- *   workers get the same student and optimizer state in their Welcome), and the running
+ *   workers get the same student and optimizer state in their InitialState), and the running
  *   sums behind log.txt's epoch means (state.json `extra`);
  * - recomputed: the schedules (functions of the iteration index), the sampler (of dataset
  *   size, world, rank, seed and epoch; a worker starts its shard at the saved position in

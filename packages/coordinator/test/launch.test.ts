@@ -83,7 +83,7 @@ describe("dino-coord launch", () => {
     expect(steps(one)).toHaveLength(2);
     // The gradients went around the ring (the workers and the coordinator, W = N + 1 members,
     // 2(W-1) messages per member and step) and the teacher down the broadcast chain (one
-    // acknowledgement per step reaches the root); after the welcomes, the control socket
+    // acknowledgement per step reaches the root); after the initial states, the control socket
     // carries only plans and heartbeats, nothing model-sized (a star would send 2 × 4P bytes
     // per worker and step).
     for (const [dir, world] of [[two, 2], [one, 1]] as const) {

@@ -48,7 +48,8 @@ export function workerDevice(spec: string, rank: number, local: boolean): Device
 
 /**
  * One data-parallel DINO worker: registers with the coordinator (and where its collective
- * sockets will be), then for every step plan receives the teacher weights and center from
+ * sockets will be), sets up from the Welcome's configuration, loads the initial state sent
+ * after it, then for every step plan receives the teacher weights and center from
  * the broadcast chain, loads its shard's batch, runs the teacher forward and the student
  * forward/backward, all-reduces [loss | teacher-output sums | gradient] in the ring with
  * the other workers and the coordinator, and applies the averaged update to its student
@@ -92,9 +93,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const teacherAndCenter = new Float32Array(student.size + config.model.outDim);
     const teacher = new ParamStore(specs, teacherAndCenter.subarray(0, student.size));
     const center = teacherAndCenter.subarray(student.size);
-    readPayload(welcomeMessage.payloads[0], student.data, "initial student");
-    readPayload(welcomeMessage.payloads[1], teacher.data, "initial teacher");
-    readPayload(welcomeMessage.payloads[2], center, "initial center");
     const rankLog = log.child({ rank });
     rankLog.info({ world }, "welcome");
 
@@ -143,8 +141,14 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       // A fresh run starts frozen; a run resumed past the frozen epochs switches at its first step.
       firstStepLastLayerFrozen: config.freezeLastLayer > 0,
     });
+    // Sent after the Welcome: the coordinator drew the weights while this worker set up.
+    const stateMessage = await link.next("the coordinator's initial training state", options.connectTimeoutMs + config.heartbeatTimeoutMs);
+    if (!stateMessage.envelope.initialState) throw unexpected(stateMessage, "the initial state");
+    readPayload(stateMessage.payloads[0], student.data, "initial student");
+    readPayload(stateMessage.payloads[1], teacher.data, "initial teacher");
+    readPayload(stateMessage.payloads[2], center, "initial center");
     const adamw = new AdamW(student);
-    loadOptimizerFrames(adamw, welcomeMessage.payloads.slice(3)); // a resumed run's AdamW state
+    loadOptimizerFrames(adamw, stateMessage.payloads.slice(3)); // a resumed run's AdamW state
     const stepBuffer = new StepBuffer(student, config.model.outDim);
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
@@ -155,7 +159,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const globalMasks = new Float32Array(config.model.depth * 2 * 2 * B);
     const localMasks = new Float32Array(config.model.depth * 2 * L * B);
     await link.send({ ready: { rank, datasetSize: dataset.files.length } });
-    rankLog.info({ device, params: student.size, datasetSize: dataset.files.length }, "ready");
+    rankLog.info({ device, params: student.size, datasetSize: dataset.files.length, startStep: stateMessage.envelope.initialState.step ?? 0 }, "ready");
 
     let batches: AsyncGenerator<AugmentedBatch> | undefined;
     let batchesEpoch = -1;
