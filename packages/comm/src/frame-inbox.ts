@@ -8,6 +8,7 @@ import * as zmq from "zeromq";
 import type { FrameRejection, RejectionReason } from "./frame";
 
 export interface InboxStats {
+  /** Chunk messages applied; a shared-memory doorbell announcing a run of chunks counts once per chunk. */
   framesAccepted: number;
   framesRejected: number;
   rejectedByReason: Partial<Record<RejectionReason, number>>;
@@ -47,8 +48,9 @@ export class FrameInbox {
     }
   }
 
-  accepted(): void {
-    this.stats.framesAccepted++;
+  /** Counts `chunks` accepted chunk messages (a shared-memory doorbell may announce several at once). */
+  accepted(chunks = 1): void {
+    this.stats.framesAccepted += chunks;
   }
 
   reject(rejection: FrameRejection): void {

@@ -47,10 +47,15 @@ function buildKernelModule(): Uint8Array {
     op.br, 0, op.end, op.end,
   ];
 
-  // checksumLanes(ptr, len): lanes a,b of the bytes [ptr, ptr+len) stored at 0 and 16.
+  // Both kernels continue from the lanes found in memory (the caller zeroes them to start), so
+  // a payload can be fed in blocks of whole vectors and still gets its one-pass checksum.
+  const loadAt = (address: number, local: number) => [...i32c(address), ...v128Load, ...set(local)];
+
+  // checksumLanes(ptr, len): lanes a,b at 0 and 16 continued over the bytes [ptr, ptr+len).
   // locals: 0 ptr, 1 len, 2 end, 3 a, 4 b
   const checksumBody = [
     ...get(0), ...get(1), op.i32Add, ...set(2),
+    ...loadAt(0, 3), ...loadAt(16, 4),
     ...loopUntil(0, 2, [...get(0), ...v128Load, ...fletcherStep(3, 4), ...advance(0)]),
     ...storeAt(0, 3), ...storeAt(16, 4),
     op.end,
@@ -58,10 +63,11 @@ function buildKernelModule(): Uint8Array {
   const checksumFn = [...vec([[1, i32], [2, v128]].map(([n, t]) => [n, t])), ...checksumBody];
 
   // addChecksumLanes(dst, src, len): lanes of dst before (0, 16), dst += src as float32,
-  // lanes of dst after (32, 48).
+  // lanes of dst after (32, 48); all four continued from memory.
   // locals: 0 dst, 1 src, 2 len, 3 end, 4 v, 5 a1, 6 b1, 7 a2, 8 b2
   const addBody = [
     ...get(0), ...get(2), op.i32Add, ...set(3),
+    ...loadAt(0, 5), ...loadAt(16, 6), ...loadAt(32, 7), ...loadAt(48, 8),
     ...loopUntil(0, 3, [
       ...get(0), ...v128Load, ...tee(4), ...fletcherStep(5, 6),
       ...get(0), ...get(4), ...get(1), ...v128Load, ...f32x4Add, ...tee(4), ...v128Store,
@@ -161,11 +167,29 @@ function foldLanes(lanes: Uint32Array, first: number, byteLength: number): numbe
 }
 
 /**
+ * Largest block the streaming methods take. Two blocks (the payload and the local operand)
+ * stay in a 512 KiB L2 cache between the system call that fills one and the one that drains
+ * it, so a chunk of any size costs the same per byte; whole chunks in the scratch would
+ * spill to L3 and, with many members on few cores, to memory.
+ */
+export const STREAM_BLOCK_BYTES = 128 * 1024;
+/** Extra scratch so a block may start at any address mod 64 (see blockView). */
+const ALIGNMENT_SLACK = 64;
+
+/**
  * Scratch wasm memory for chunks of at most `maxChunkBytes`, preallocated once. Payloads
  * are copied in, never referenced, so ZeroMQ keeps owning the received buffers.
+ *
+ * Besides the whole-chunk methods there is a streaming interface for payloads that live in
+ * files (the shared-memory path): startStream(), then blockView() / checksumBlock() /
+ * accumulateBlock() per block of at most blockBytes, then streamChecksum() or
+ * streamSumChecksum(). A stream's checksum equals checksum() of the concatenated blocks as
+ * long as every block but the last is a multiple of 16 bytes long.
  */
 export class PayloadKernels {
   readonly maxChunkBytes: number;
+  /** Largest block of a stream: STREAM_BLOCK_BYTES, or less for small chunks (a multiple of 16). */
+  readonly blockBytes: number;
   private readonly bytes: Uint8Array;
   private readonly lanes: Uint32Array;
   private readonly regionA: number;
@@ -175,7 +199,9 @@ export class PayloadKernels {
 
   constructor(maxChunkBytes: number) {
     this.maxChunkBytes = maxChunkBytes;
-    const regionBytes = Math.ceil(maxChunkBytes / VECTOR_BYTES) * VECTOR_BYTES;
+    const chunkRegion = roundUpToVector(maxChunkBytes);
+    this.blockBytes = Math.min(chunkRegion, STREAM_BLOCK_BYTES);
+    const regionBytes = chunkRegion + ALIGNMENT_SLACK;
     this.regionA = ACCUMULATOR_BYTES;
     this.regionB = this.regionA + regionBytes;
     const pages = Math.ceil((this.regionB + regionBytes) / 65536) || 1;
@@ -190,6 +216,7 @@ export class PayloadKernels {
   /** Checksum of `payload` (any length up to maxChunkBytes). */
   checksum(payload: Uint8Array): number {
     const padded = this.load(payload, this.regionA);
+    this.lanes.fill(0);
     this.checksumLanes(this.regionA, padded);
     return foldLanes(this.lanes, 0, payload.length);
   }
@@ -203,6 +230,7 @@ export class PayloadKernels {
   accumulateVerified(received: Uint8Array, local: Uint8Array, expected: number): number | null {
     const padded = this.load(received, this.regionA);
     this.load(local, this.regionB);
+    this.lanes.fill(0);
     this.addChecksumLanes(this.regionA, this.regionB, padded);
     if (foldLanes(this.lanes, 0, received.length) !== expected) return null;
     received.set(this.bytes.subarray(this.regionA, this.regionA + received.length));
@@ -210,8 +238,8 @@ export class PayloadKernels {
   }
 
   /**
-   * The first `length` bytes of the scratch region, for a caller (the shared-memory path) to
-   * fill directly; the *Scratch methods then work on those bytes without another copy.
+   * The first `length` bytes of the scratch region, for a caller to fill directly; the
+   * *Scratch methods then work on those bytes without another copy.
    */
   scratch(length: number): Uint8Array {
     this.checkLength(length);
@@ -220,7 +248,9 @@ export class PayloadKernels {
 
   /** Checksum of the first `length` bytes of the scratch region. */
   checksumScratch(length: number): number {
-    this.checksumLanes(this.regionA, this.padScratch(length));
+    const padded = this.padScratch(this.regionA, length);
+    this.lanes.fill(0);
+    this.checksumLanes(this.regionA, padded);
     return foldLanes(this.lanes, 0, length);
   }
 
@@ -230,11 +260,54 @@ export class PayloadKernels {
    * returns the checksum of the sum; otherwise null.
    */
   accumulateScratchVerified(local: Uint8Array, expected: number): number | null {
-    const padded = this.padScratch(local.length);
+    const padded = this.padScratch(this.regionA, local.length);
     this.load(local, this.regionB);
+    this.lanes.fill(0);
     this.addChecksumLanes(this.regionA, this.regionB, padded);
     if (foldLanes(this.lanes, 0, local.length) !== expected) return null;
     return foldLanes(this.lanes, 8, local.length);
+  }
+
+  /** Starts a stream: zeroes the lanes that the block methods continue. */
+  startStream(): void {
+    this.lanes.fill(0);
+  }
+
+  /**
+   * A scratch view of `length` bytes (at most blockBytes) whose address is congruent to
+   * `alignment` modulo 64. A file read or write copies fastest when the user address and the
+   * file offset agree modulo 64 (the kernel's copy slows down several times when the
+   * destination runs a few bytes ahead of the source), so callers pass the file offset.
+   */
+  blockView(length: number, alignment: number): Uint8Array {
+    if (length > this.blockBytes) throw new RangeError(`block of ${length} bytes exceeds the ${this.blockBytes}-byte stream block`);
+    const start = this.regionA + (alignment & (ALIGNMENT_SLACK - 1));
+    return this.bytes.subarray(start, start + length);
+  }
+
+  /** Continues the stream's checksum over `view` (a blockView). */
+  checksumBlock(view: Uint8Array): void {
+    this.checksumLanes(view.byteOffset, this.padScratch(view.byteOffset, view.length));
+  }
+
+  /**
+   * `view` (a blockView) += `local` as float32, continuing the stream's checksums of the
+   * view before (streamChecksum) and after (streamSumChecksum) the addition.
+   */
+  accumulateBlock(view: Uint8Array, local: Uint8Array): void {
+    const padded = this.padScratch(view.byteOffset, view.length);
+    this.load(local, this.regionB);
+    this.addChecksumLanes(view.byteOffset, this.regionB, padded);
+  }
+
+  /** Checksum of everything streamed (before any addition), `totalBytes` long. */
+  streamChecksum(totalBytes: number): number {
+    return foldLanes(this.lanes, 0, totalBytes);
+  }
+
+  /** Checksum of the sums written by accumulateBlock, `totalBytes` long. */
+  streamSumChecksum(totalBytes: number): number {
+    return foldLanes(this.lanes, 8, totalBytes);
   }
 
   private checkLength(length: number): void {
@@ -243,22 +316,24 @@ export class PayloadKernels {
     }
   }
 
-  /** Zeroes the scratch bytes after `length` up to a whole vector; returns that length. */
-  private padScratch(length: number): number {
+  /** Zeroes the scratch bytes after [start, start+length) up to a whole vector; returns the padded length. */
+  private padScratch(start: number, length: number): number {
     this.checkLength(length);
-    const padded = Math.ceil(length / VECTOR_BYTES) * VECTOR_BYTES;
-    this.bytes.fill(0, this.regionA + length, this.regionA + padded);
+    const padded = roundUpToVector(length);
+    this.bytes.fill(0, start + length, start + padded);
     return padded;
   }
 
   /** Copies `source` to `offset` and zeroes the tail up to a whole vector; returns that length. */
   private load(source: Uint8Array, offset: number): number {
-    if (source.length > this.maxChunkBytes) {
-      throw new RangeError(`payload of ${source.length} bytes exceeds the ${this.maxChunkBytes}-byte chunk scratch`);
-    }
+    this.checkLength(source.length);
     this.bytes.set(source, offset);
-    const padded = Math.ceil(source.length / VECTOR_BYTES) * VECTOR_BYTES;
+    const padded = roundUpToVector(source.length);
     this.bytes.fill(0, offset + source.length, offset + padded);
     return padded;
   }
+}
+
+function roundUpToVector(bytes: number): number {
+  return Math.ceil(bytes / VECTOR_BYTES) * VECTOR_BYTES;
 }

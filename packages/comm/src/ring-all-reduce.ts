@@ -16,11 +16,14 @@
  * that comes back around depends on them), so the caller may reuse the array immediately.
  *
  * Same host (every endpoint ipc://): payloads go through SharedMemoryFiles instead, and
- * ZeroMQ carries only the header as a doorbell. During reduce-scatter the receiver reads the
- * sender's file into the kernels' scratch, adds and verifies there, and writes the sum to its
- * own file; during all-gather every rank reads a finished segment straight from its owner's
- * file and only forwards the doorbell. The summation order is the same as over sockets.
- * Nothing is kept referencing the caller's array: its bytes are copied into the file.
+ * ZeroMQ carries only the header as a doorbell, which announces a run of up to
+ * SHARED_MEMORY_RUN_BYTES of whole chunks (one ZeroMQ round trip per run, not per chunk: with
+ * many members on few cores, process wake-ups cost as much as the bytes). During
+ * reduce-scatter the receiver streams the sender's file through the kernels' scratch block by
+ * block (shared-memory-chunks.ts), adding its share and writing the sums to its own file;
+ * during all-gather every rank reads a finished segment straight from its owner's file and
+ * only forwards the doorbell. The summation order is the same as over sockets. Nothing is kept
+ * referencing the caller's array: its bytes are copied into the file.
  *
  * The coordinator receives the reduced sum by joining the ring as one more member that
  * contributes zeros.
@@ -36,9 +39,12 @@ import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptio
 import { PayloadKernels } from "./payload-kernels";
 import { RingLayout } from "./ring-layout";
 import { SendQueue } from "./send-queue";
+import { exportChunk, gatherChunk, reduceChunk } from "./shared-memory-chunks";
 import { SharedMemoryFiles } from "./shared-memory-files";
 
 const EMPTY = Buffer.alloc(0);
+/** Most payload bytes one shared-memory doorbell announces (see the step-0 export in run()). */
+const SHARED_MEMORY_RUN_BYTES = 16 * 1024 * 1024;
 
 export interface RingAllReduceOptions extends CollectiveOptions {
   /** This process's position in the ring, 0..endpoints.length-1. */
@@ -165,21 +171,31 @@ export class RingAllReduce {
     // With an empty segment some rank might never open a peer's file before that peer closes it.
     const files = this.sendsShared && values.length >= worldSize ? peerFiles : undefined;
     files?.reserve(values.byteLength);
-    /** Sends `payload` (the chunk at byte `start`) as the ring step `ringStep` message. */
-    const send = (ringStep: number, chunk: number, payload: Uint8Array, start: number, checksum: number) => {
+    /** Sends `payload` (the chunk at byte `start`, received or summed here) as the ring step `ringStep` message. */
+    const send = (ringStep: number, chunk: number, payload: Buffer, start: number, checksum: number) => {
       if (files) {
         files.write(payload, start);
         outbox.enqueue([header(ringStep, chunk, payload.length, checksum, SHARED), EMPTY]);
       } else {
-        outbox.enqueue([header(ringStep, chunk, payload.length, checksum), Buffer.isBuffer(payload) ? payload : Buffer.from(payload)]);
+        outbox.enqueue([header(ringStep, chunk, payload.length, checksum), payload]);
       }
     };
 
-    for (let chunk = 0; chunk < layout.chunkCount(rank); chunk++) {
-      const payload = bytesOf(values, layout.chunkStart(rank, chunk), layout.chunkEnd(rank, chunk));
-      const checksum = kernels.checksum(payload);
-      // checksum() left a copy in the scratch, still in cache: write that one to the file.
-      send(0, chunk, files ? kernels.scratch(payload.length) : payload, layout.chunkStart(rank, chunk) * 4, checksum);
+    const ownChunks = layout.chunkCount(rank);
+    if (files) {
+      // Through shared memory a doorbell announces a run of chunks; every rank passes the run on
+      // as it came, so a segment costs a few ZeroMQ round trips instead of one per chunk.
+      const runChunks = Math.max(1, Math.floor(SHARED_MEMORY_RUN_BYTES / this.options.chunkBytes));
+      for (let chunk = 0; chunk < ownChunks; chunk += runChunks) {
+        const start = layout.chunkStart(rank, chunk);
+        const payload = bytesOf(values, start, layout.chunkEnd(rank, Math.min(chunk + runChunks, ownChunks) - 1));
+        outbox.enqueue([header(0, chunk, payload.length, exportChunk(files, kernels, payload, start * 4), SHARED), EMPTY]);
+      }
+    } else {
+      for (let chunk = 0; chunk < ownChunks; chunk++) {
+        const payload = bytesOf(values, layout.chunkStart(rank, chunk), layout.chunkEnd(rank, chunk));
+        outbox.enqueue([header(0, chunk, payload.length, kernels.checksum(payload)), payload]);
+      }
     }
 
     const expected = layout.expectedMessages(rank);
@@ -217,52 +233,78 @@ export class RingAllReduce {
       const ringStep = h.ringStep;
       const segment = layout.receivedSegment(rank, ringStep);
       const slot = ringStep * chunkSlots + h.chunk;
-      if (this.seen[slot]) {
-        inbox.reject(new FrameRejection("duplicate", `ring step ${ringStep} chunk ${h.chunk} already applied`, h));
+      const chunks = layout.chunksCovered(segment, h.chunk, h.payloadBytes);
+      if (this.seen.subarray(slot, slot + chunks).includes(1)) {
+        inbox.reject(new FrameRejection("duplicate", `ring step ${ringStep} chunks ${h.chunk}..${h.chunk + chunks - 1} (some) already applied`, h));
         continue;
       }
       const start = layout.chunkStart(segment, h.chunk) * 4;
       if (h.type === SHARED) {
-        // Reduce-scatter data is in the sender's file, all-gather data in the segment owner's.
-        const source = layout.isReduceScatter(ringStep) ? h.senderRank : (segment - 1 + worldSize) % worldSize;
-        const scratch = kernels.scratch(h.payloadBytes);
-        const problem = peerFiles
-          ? peerFiles.read(source, scratch, start)
-          : { reason: "malformed" as const, detail: "shared-memory payload, but not every rank of this group is on this host" };
-        if (problem) {
-          inbox.reject(new FrameRejection(problem.reason, problem.detail, h));
+        if (!peerFiles) {
+          inbox.reject(new FrameRejection("malformed", "shared-memory payload, but not every rank of this group is on this host", h));
           continue;
         }
+        const local = bytes.subarray(start, start + h.payloadBytes);
         let checksum: number;
+        let socketPayload: Buffer | undefined;
         if (layout.isReduceScatter(ringStep)) {
-          const sum = kernels.accumulateScratchVerified(bytes.subarray(start, start + scratch.length), h.payloadCrc32);
-          if (sum === null) {
-            inbox.reject(new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h));
+          // The sums go to this rank's file when it sends through shared memory, else into a
+          // buffer that becomes the socket payload.
+          const sink = files ? "own-file" : Buffer.allocUnsafe(local.length);
+          const result = reduceChunk(peerFiles, kernels, h.senderRank, local, start, h.payloadCrc32, sink);
+          if (result === null || typeof result === "object") {
+            inbox.reject(result === null ? new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h) : new FrameRejection(result.reason, result.detail, h));
             continue;
           }
-          checksum = sum;
+          checksum = result;
+          if (sink !== "own-file") socketPayload = sink;
           if (ringStep === worldSize - 2) {
-            bytes.set(scratch, start);
+            // Only now is the sum known good, so only now may it replace this rank's share in
+            // the caller's array (a bad chunk must leave that share for the good one).
+            if (sink === "own-file") files!.readOwn(local, start);
+            else local.set(sink);
             bufferIntact = false;
             this.openPeerFiles();
           }
         } else {
-          if (kernels.checksumScratch(scratch.length) !== h.payloadCrc32) {
-            inbox.reject(new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h));
+          // The finished chunk streams into the caller's array before its checksum is known, so
+          // the region must hold nothing still needed: this rank's share of a segment it has
+          // already added into (a legitimate all-gather chunk always comes after that), or of its
+          // own segment once copied to its file. Sent through a socket, that share may still be
+          // referenced by ZeroMQ, so it is gathered into a private buffer first.
+          const segmentIsOwn = segment === rank;
+          const addedSlot = layout.reduceScatterStep(rank, segment) * chunkSlots + h.chunk;
+          if (!segmentIsOwn && this.seen.subarray(addedSlot, addedSlot + chunks).includes(0)) {
+            inbox.reject(new FrameRejection("malformed", `all-gather of segment ${segment} chunk ${h.chunk} before this rank added its share`, h));
             continue;
           }
-          checksum = h.payloadCrc32;
-          bytes.set(scratch, start);
+          const target = segmentIsOwn && !files ? Buffer.allocUnsafe(local.length) : local;
           bufferIntact = false;
+          const owner = (segment - 1 + worldSize) % worldSize;
+          const result = gatherChunk(peerFiles, kernels, owner, target, start, h.payloadCrc32);
+          if (result !== true) {
+            inbox.reject(result === false ? new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h) : new FrameRejection(result.reason, result.detail, h));
+            continue;
+          }
+          if (target !== local) local.set(target);
+          checksum = h.payloadCrc32;
         }
-        this.seen[slot] = 1;
-        received++;
+        this.seen.fill(1, slot, slot + chunks);
+        received += chunks;
         lastProgressAt = Date.now();
-        inbox.accepted();
+        inbox.accepted(chunks);
         if (ringStep + 1 < layout.ringSteps) {
-          if (!layout.isReduceScatter(ringStep)) outbox.enqueue([header(ringStep + 1, h.chunk, scratch.length, checksum, SHARED), EMPTY]);
-          else if (files) send(ringStep + 1, h.chunk, scratch, start, checksum);
-          else outbox.enqueue([header(ringStep + 1, h.chunk, scratch.length, checksum), Buffer.from(scratch)]);
+          if (!socketPayload) {
+            outbox.enqueue([header(ringStep + 1, h.chunk, local.length, checksum, SHARED), EMPTY]);
+          } else if (chunks === 1) {
+            outbox.enqueue([header(ringStep + 1, h.chunk, local.length, checksum), socketPayload]);
+          } else {
+            // Socket frames carry one chunk each: split the run's sums, checksumming each chunk.
+            for (let chunk = h.chunk; chunk < h.chunk + chunks; chunk++) {
+              const payload = socketPayload.subarray((layout.chunkStart(segment, chunk) * 4) - start, (layout.chunkEnd(segment, chunk) * 4) - start);
+              outbox.enqueue([header(ringStep + 1, chunk, payload.length, kernels.checksum(payload)), payload]);
+            }
+          }
         }
         continue;
       }
@@ -323,7 +365,9 @@ export class RingAllReduce {
     const segment = layout.receivedSegment(this.rank, h.ringStep);
     if (h.chunk >= layout.chunkCount(segment)) return new FrameRejection("out-of-range", `chunk ${h.chunk} of ${layout.chunkCount(segment)} in segment ${segment}`, h);
     const expectedBytes = (layout.chunkEnd(segment, h.chunk) - layout.chunkStart(segment, h.chunk)) * 4;
-    if (h.payloadBytes !== expectedBytes) return new FrameRejection("wrong-length", `${h.payloadBytes} payload bytes, chunk has ${expectedBytes}`, h);
+    // A shared-memory doorbell may announce a run of whole chunks; a socket frame carries one.
+    const fits = h.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA ? layout.chunksCovered(segment, h.chunk, h.payloadBytes) > 0 : h.payloadBytes === expectedBytes;
+    if (!fits) return new FrameRejection("wrong-length", `${h.payloadBytes} payload bytes, chunk has ${expectedBytes}`, h);
     return null;
   }
 }

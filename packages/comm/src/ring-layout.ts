@@ -52,6 +52,24 @@ export class RingLayout {
     return (((rank - back) % n) + n) % n;
   }
 
+  /**
+   * Number of whole chunks of `segment` that `bytes` payload bytes starting at chunk `chunk`
+   * cover exactly (a shared-memory doorbell may announce such a run), or 0 if they do not.
+   */
+  chunksCovered(segment: number, chunk: number, bytes: number): number {
+    if (bytes <= 0 || bytes % 4 !== 0) return 0;
+    const count = Math.ceil(bytes / 4 / this.chunkElements);
+    const last = chunk + count - 1;
+    if (last >= this.chunkCount(segment)) return 0;
+    return (this.chunkEnd(segment, last) - this.chunkStart(segment, chunk)) * 4 === bytes ? count : 0;
+  }
+
+  /** Reduce-scatter step at which `rank` adds its share of `segment` (N-1, no such step, for its own segment r). */
+  reduceScatterStep(rank: number, segment: number): number {
+    const n = this.worldSize;
+    return (((rank - segment - 1) % n) + n) % n;
+  }
+
   /** Segment that `rank` sends at `ringStep`. */
   sentSegment(rank: number, ringStep: number): number {
     return ringStep === 0 ? rank : this.receivedSegment(rank, ringStep - 1);

@@ -1,10 +1,11 @@
 /**
  * The same-host payload path of the ring all-reduce: one file per rank in a tmpfs directory
  * (/dev/shm), laid out like the tensor (the chunk at element e lies at byte 4e). A rank writes
- * what it sends into its own file with one pwrite and sends only the header over ZeroMQ as a
- * doorbell; the receiver preads the bytes straight into the checksum/add scratch. That is one
- * kernel copy each way and no socket traffic for the payload; a 64 MB exchange through a Unix
- * socket costs several times more CPU (small socket buffers, a wakeup per few hundred KiB).
+ * what it sends into its own file and sends only the header over ZeroMQ as a doorbell; the
+ * receiver preads the bytes straight into the checksum/add scratch (block by block, see
+ * shared-memory-chunks.ts). That is one kernel copy each way and no socket traffic for the
+ * payload; a 64 MB exchange through a Unix socket costs several times more CPU (small socket
+ * buffers, a wakeup per few hundred KiB).
  *
  * Why one region per segment is enough (no overwrite of bytes a peer still has to read):
  * a rank writes a given segment's region at most once per operation, and it writes it in
@@ -27,8 +28,14 @@ import * as path from "path";
 const DEFAULT_DIRECTORY = "/dev/shm";
 const FILE_PREFIX = "dino-comm-";
 const MAGIC = "DINOSHM1";
-/** Bytes before the tensor: the owner record, padded to a page. */
-const DATA_OFFSET = 4096;
+/**
+ * Bytes before the tensor: the owner record, padded to a page, plus half a page. The kernel's
+ * copy between a file and user memory runs several times slower when the destination address
+ * lies 1..31 bytes (mod 4096) after the source; a large Float32Array starts 16 bytes into a
+ * page (malloc's header), so reading tensor bytes at a page-aligned offset into it would hit
+ * exactly that case, while 2048 bytes apart is fast.
+ */
+const DATA_OFFSET = 4096 + 2048;
 const OWNER_RECORD_BYTES = 256;
 
 function pidNamespace(): string | null {
@@ -170,6 +177,21 @@ export class SharedMemoryFiles {
     let done = 0;
     while (done < source.length) {
       done += fs.writeSync(this.ownFd!, source, done, source.length - done, DATA_OFFSET + byteOffset + done);
+    }
+  }
+
+  /** Where the tensor byte `byteOffset` lies in a file, modulo 64 (to align scratch blocks with it). */
+  alignmentOf(byteOffset: number): number {
+    return (DATA_OFFSET + byteOffset) % 64;
+  }
+
+  /** Fills `target` from this rank's own file at `byteOffset` (bytes this rank wrote). */
+  readOwn(target: Uint8Array, byteOffset: number): void {
+    let done = 0;
+    while (done < target.length) {
+      const n = fs.readSync(this.ownFd!, target, done, target.length - done, DATA_OFFSET + byteOffset + done);
+      if (n === 0) throw new Error(`own shared-memory file ${this.paths[this.rank]} ends before byte ${byteOffset + target.length}`);
+      done += n;
     }
   }
 

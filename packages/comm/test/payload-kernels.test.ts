@@ -1,4 +1,5 @@
 import { PayloadKernels } from "../src";
+import { STREAM_BLOCK_BYTES } from "../src/payload-kernels";
 import { bytesOfArray, randomValues } from "./support/rings";
 
 describe("PayloadKernels", () => {
@@ -72,5 +73,46 @@ describe("PayloadKernels scratch (shared-memory path)", () => {
     kernels.scratch(payload.length).set(payload);
     expect(kernels.accumulateScratchVerified(bytesOfArray(randomValues(100, 8)), kernels.checksum(payload) ^ 1)).toBeNull();
     expect(() => kernels.scratch(4100)).toThrow(RangeError);
+  });
+});
+
+describe("PayloadKernels streams (blocks of a payload that lives in a file)", () => {
+  it("gives the whole-payload checksums and sums for any block split and any scratch alignment", () => {
+    const kernels = new PayloadKernels(4096);
+    expect(kernels.blockBytes).toBe(4096);
+    for (const [elements, blockBytes, alignment] of [[1, 16, 0], [257, 64, 5], [1000, 1024, 63], [1024, 4096, 17]]) {
+      const received = bytesOfArray(randomValues(elements, 30 + elements));
+      const local = bytesOfArray(randomValues(elements, 40 + elements));
+      const sums = Buffer.from(received);
+      const receivedChecksum = kernels.checksum(received);
+      const sumChecksum = kernels.accumulateVerified(sums, local, receivedChecksum);
+
+      kernels.startStream();
+      for (let start = 0; start < received.length; start += blockBytes) {
+        const view = kernels.blockView(Math.min(blockBytes, received.length - start), alignment);
+        expect(view.byteOffset % 64).toBe(alignment);
+        view.set(received.subarray(start, start + view.length));
+        kernels.checksumBlock(view);
+      }
+      expect(kernels.streamChecksum(received.length)).toBe(receivedChecksum);
+
+      const streamed = Buffer.alloc(received.length);
+      kernels.startStream();
+      for (let start = 0; start < received.length; start += blockBytes) {
+        const view = kernels.blockView(Math.min(blockBytes, received.length - start), alignment);
+        view.set(received.subarray(start, start + view.length));
+        kernels.accumulateBlock(view, local.subarray(start, start + view.length));
+        streamed.set(view, start);
+      }
+      expect(kernels.streamChecksum(received.length)).toBe(receivedChecksum);
+      expect(kernels.streamSumChecksum(received.length)).toBe(sumChecksum);
+      expect(streamed.equals(sums)).toBe(true);
+    }
+  });
+
+  it("caps blocks at STREAM_BLOCK_BYTES and refuses larger ones", () => {
+    const kernels = new PayloadKernels(1 << 20);
+    expect(kernels.blockBytes).toBe(STREAM_BLOCK_BYTES);
+    expect(() => kernels.blockView(STREAM_BLOCK_BYTES + 16, 0)).toThrow(RangeError);
   });
 });

@@ -119,6 +119,51 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     }
   });
 
+  it("rejects an all-gather doorbell for a segment this rank has not added into yet, even when the file matches its checksum, and a run not ending on a chunk", async () => {
+    const n = 3;
+    const chunkBytes = 64;
+    const length = 120; // 40 elements per segment -> chunks of 16, 16 and 8 elements
+    const endpoints = await endpointsFor(n, "ipc");
+    const rings = await startRing(endpoints, { chunkBytes });
+    const rogue = new zmq.Push({ linger: 0 });
+    rogue.connect(endpoints[1]);
+    try {
+      const kernels = new PayloadKernels(chunkBytes);
+      const first = rings.map((_, r) => randomValues(length, 80 + r));
+      const firstSum = await allReduceAll(rings, first, 0);
+      // Rank 1 receives segment 0 at ring step 3 (all-gather), from the file of its owner, rank 2,
+      // which still holds step 0's sum there: a doorbell for step 1 with that checksum would pass
+      // the checksum, but rank 1 has not added its share of segment 0 for step 1 yet.
+      const layout = new RingLayout(length, n, chunkBytes / 4);
+      expect(layout.receivedSegment(1, 3)).toBe(0);
+      const staleChunk = bytesOfArray(firstSum[1].subarray(layout.chunkStart(0, 0), layout.chunkEnd(0, 0)));
+      const doorbell = (ringStep: number, payloadBytes: number, checksum: number) => [
+        Buffer.from(
+          FrameHeader.encode({
+            protocolVersion: PROTOCOL_VERSION, kind: CollectiveKind.COLLECTIVE_KIND_ALL_REDUCE, type: FrameType.FRAME_TYPE_SHARED_MEMORY_DATA,
+            groupId: rings[1].groupId, step: 1, senderRank: 0, ringStep, chunk: 0, payloadBytes, payloadCrc32: checksum, totalElements: length,
+          }).finish(),
+        ),
+        Buffer.alloc(0),
+      ];
+      await rogue.send(doorbell(3, staleChunk.length, kernels.checksum(staleChunk)));
+      await rogue.send(doorbell(0, 100, 1)); // 25 elements: chunk 0 and part of chunk 1
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const second = rings.map((_, r) => randomValues(length, 90 + r));
+      const outputs = second.map((x) => Float32Array.from(x));
+      const pending1 = rings[1].allReduce(outputs[1], 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await Promise.all([rings[0].allReduce(outputs[0], 1), rings[2].allReduce(outputs[2], 1), pending1]);
+      expectCloseToSum(outputs[1], second);
+      outputs.forEach((o) => expect(bytesOfArray(o).equals(bytesOfArray(outputs[0]))).toBe(true));
+      expect(rings[1].stats.rejectedByReason).toEqual({ malformed: 1, "wrong-length": 1 });
+      expect(rings[1].stats.framesAccepted).toBe(2 * layout.expectedMessages(1));
+    } finally {
+      rogue.close();
+      await closeAll(rings);
+    }
+  });
+
   it("rejects a doorbell naming a rank that has no file, and a doorbell with a non-empty payload frame", async () => {
     const endpoints = await endpointsFor(2, "ipc");
     // Rank 0 sends through sockets, so it has no file to read from.
