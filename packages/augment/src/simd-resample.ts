@@ -11,8 +11,7 @@
  *   both halves fit i16, and 2^11·Σ x·hi + Σ x·lo is the exact sum. bounds here are
  *   (first tap, 8-tap groups) pairs and weights, per output pixel (weightStride bytes
  *   apart), 32 bytes per group: hi halves of taps 0..7, then lo halves (uploadRowWeights
- *   prepares them; padding taps weigh 0). It reads up to 8 bytes past the last tap and
- *   writes 1 byte past the last output pixel.
+ *   prepares them; padding taps weigh 0). It reads up to 8 bytes past the last tap.
  * - resampleColumns(src, stride, dst, rowBytes, outHeight, bounds, weights, ksize, shift):
  *   PIL's vertical pass, 16 samples of an output row per step; it reads and writes up to
  *   15 bytes past each row.
@@ -26,7 +25,7 @@ import { I32, V128, uleb, get, set, tee, i32c, simd, section, kernelInstantiator
 const PRECISION_BITS = 22;
 
 const op = {
-  add: 0x6a, sub: 0x6b, mul: 0x6c, geS: 0x4e, geU: 0x4f,
+  add: 0x6a, sub: 0x6b, mul: 0x6c, geS: 0x4e, geU: 0x4f, ltS: 0x48, select: 0x1b,
   block: [0x02, 0x40], loop: [0x03, 0x40], end: 0x0b, br: 0x0c, brIf: 0x0d,
   i32Load: (offset: number) => [0x28, 0, ...uleb(offset)],
   i32Store: [0x36, 0, 0],
@@ -35,6 +34,9 @@ const v = {
   load8x8U: (offset: number) => simd(0x02, 0, ...uleb(offset)),
   load32Splat: simd(0x09, 0, 0),
   store: simd(0x0b, 0, 0),
+  /** v128.store16_lane / store8_lane of `lane` at the address operand (+ offset). */
+  store16Lane: (lane: number) => simd(0x59, 0, 0, lane),
+  store8Lane: (lane: number, offset: number) => simd(0x58, 0, offset, lane),
   i32Splat: simd(0x11),
   load: (offset: number) => simd(0x00, 0, ...uleb(offset)),
   shuffle: (lanes: number[]) => simd(0x0d, ...lanes),
@@ -56,52 +58,64 @@ const inc = (local: number, by: number[]) => [...get(local), ...by, op.add, ...s
 const shifted = (local: number) => [...get(local), ...i32c(PRECISION_BITS), ...v.i32ShrS];
 
 /**
- * resampleRows on planar input: per output pixel, per channel, 8 taps per step as one
- * i32x4.dot_i16x8_s with the hi and one with the lo weight halves; the four partial
- * sums of each channel are added up at the end of the pixel.
+ * resampleRows on planar input, two rows per step (they share each output pixel's
+ * taps and weights): per output pixel, per row and channel, 8 taps per step as
+ * 2^11·dot(x, hi) + dot(x, lo) with i32x4.dot_i16x8_s, the four partial sums added up
+ * at the end of the pixel. An odd last row is paired with itself.
  */
 function rowsBody(): { params: number; locals: number[]; code: number[] } {
   const [planes, planeStride, width, rows, dst, outWidth, bounds, weights, wstride] = [0, 1, 2, 3, 4, 5, 6, 7, 8];
   const L = new KernelLocals(9);
-  const [y, xx, p, wp, end, rowp, bp, wrow, plane2] = Array.from({ length: 9 }, () => L.i32());
-  const [rHi, rLo, gHi, gLo, bHi, bLo, wh, wl, half, sums] = Array.from({ length: 10 }, () => L.v128());
+  const [y, xx, p, wp, end, rowp, bp, wrow, plane2, rowDelta, d0, d1, dstDelta, rowBytes] = Array.from({ length: 14 }, () => L.i32());
+  const [r0, g0, b0, r1, g1, b1, wh, wl, x, half, sums, other] = Array.from({ length: 12 }, () => L.v128());
   const zero = simdOp.i32x4Splat(i32c(0));
-  /** acc += dot(the 8 samples at `address` widened to i16, weights) */
-  const acc = (a: number, address: number[], weight: number) => [...get(a), ...address, ...v.load8x8U(0), ...get(weight), ...v.i32Dot16, ...v.i32Add, ...set(a)];
-  const combined = (hi: number, lo: number) => [...get(hi), ...i32c(11), ...v.i32Shl, ...get(lo), ...v.i32Add];
+  /** acc += 2^11·dot(x, hi) + dot(x, lo) for the 8 samples at `address` widened to i16. */
+  const acc = (a: number, address: number[]) => [
+    ...address, ...v.load8x8U(0), ...set(x),
+    ...get(a), ...get(x), ...get(wh), ...v.i32Dot16, ...i32c(11), ...v.i32Shl, ...v.i32Add, ...get(x), ...get(wl), ...v.i32Dot16, ...v.i32Add, ...set(a),
+  ];
+  const at = (offset: number[]) => [...get(p), ...offset, op.add];
   /** A shuffle of two i32x4 by 32-bit lanes (0..3 the first, 4..7 the second). */
   const lanes32 = (a: number[], b: number[], picks: number[]) => simdOp.i8x16Shuffle(a, b, picks.flatMap((lane) => [4 * lane, 4 * lane + 1, 4 * lane + 2, 4 * lane + 3]));
   /** (a0 + a2, a1 + a3, b0 + b2, b1 + b3) */
   const pairSums = (a: number[], b: number[]) => [...lanes32(a, b, [0, 1, 4, 5]), ...lanes32(a, b, [2, 3, 6, 7]), ...v.i32Add];
+  /** One row's [R, G, B] sums + 2^21, >> 22, saturated to bytes, stored as exactly 3 bytes at `to`. */
+  const store = (r: number, g: number, b: number, to: number) => [
+    ...pairSums(get(r), get(g)), ...set(sums),
+    ...pairSums(get(b), get(b)), ...set(other),
+    ...lanes32(get(sums), get(other), [0, 2, 4, 4]), ...lanes32(get(sums), get(other), [1, 3, 5, 5]), ...v.i32Add,
+    ...get(half), ...v.i32Add, ...i32c(PRECISION_BITS), ...v.i32ShrS, ...set(sums), ...get(sums), ...get(sums), ...v.i16NarrowI32S, ...set(sums), ...get(sums), ...get(sums), ...v.i8NarrowI16U, ...set(sums),
+    ...get(to), ...get(sums), ...v.store16Lane(0), ...get(to), ...get(sums), ...v.store8Lane(2, 2),
+  ];
   const code = [
     ...i32c(1 << (PRECISION_BITS - 1)), ...v.i32Splat, ...set(half),
     ...get(planeStride), ...i32c(2), op.mul, ...set(plane2),
+    ...get(outWidth), ...i32c(3), op.mul, ...set(rowBytes),
     ...i32c(0), ...set(y),
     ...whileNot([...get(y), ...get(rows), op.geS], [
       ...get(planes), ...get(y), ...get(width), op.mul, op.add, ...set(rowp),
+      ...get(dst), ...get(y), ...get(rowBytes), op.mul, op.add, ...set(d0),
+      // The second row of the pair: the next one, or this one again at the end of an odd count.
+      ...get(width), ...i32c(0), ...get(y), ...i32c(1), op.add, ...get(rows), op.ltS, op.select, ...set(rowDelta),
+      ...get(rowBytes), ...i32c(0), ...get(y), ...i32c(1), op.add, ...get(rows), op.ltS, op.select, ...set(dstDelta),
+      ...get(d0), ...get(dstDelta), op.add, ...set(d1),
       ...get(bounds), ...set(bp), ...get(weights), ...set(wrow), ...i32c(0), ...set(xx),
       ...whileNot([...get(xx), ...get(outWidth), op.geS], [
         ...get(rowp), ...get(bp), ...op.i32Load(0), op.add, ...set(p),
         ...get(wrow), ...set(wp),
         ...get(wrow), ...get(bp), ...op.i32Load(4), ...i32c(32), op.mul, op.add, ...set(end),
-        ...zero, ...tee(rHi), ...tee(rLo), ...tee(gHi), ...tee(gLo), ...tee(bHi), ...set(bLo),
+        ...zero, ...tee(r0), ...tee(g0), ...tee(b0), ...tee(r1), ...tee(g1), ...set(b1),
         ...whileNot([...get(wp), ...get(end), op.geU], [
           ...get(wp), ...v.load(0), ...set(wh), ...get(wp), ...v.load(16), ...set(wl),
-          ...acc(rHi, get(p), wh), ...acc(rLo, get(p), wl),
-          ...acc(gHi, [...get(p), ...get(planeStride), op.add], wh), ...acc(gLo, [...get(p), ...get(planeStride), op.add], wl),
-          ...acc(bHi, [...get(p), ...get(plane2), op.add], wh), ...acc(bLo, [...get(p), ...get(plane2), op.add], wl),
+          ...acc(r0, get(p)), ...acc(g0, at(get(planeStride))), ...acc(b0, at(get(plane2))),
+          ...acc(r1, at(get(rowDelta))), ...acc(g1, at([...get(rowDelta), ...get(planeStride), op.add])), ...acc(b1, at([...get(rowDelta), ...get(plane2), op.add])),
           ...inc(p, i32c(8)), ...inc(wp, i32c(32)),
         ]),
-        // [R, G, B, B] sums + 2^21, >> 22, saturated to bytes; the 4-byte store spills into the next pixel.
-        ...pairSums(combined(rHi, rLo), combined(gHi, gLo)), ...set(wh),
-        ...pairSums(combined(bHi, bLo), combined(bHi, bLo)), ...set(wl),
-        ...get(dst),
-        ...lanes32(get(wh), get(wl), [0, 2, 4, 4]), ...lanes32(get(wh), get(wl), [1, 3, 5, 5]), ...v.i32Add,
-        ...get(half), ...v.i32Add, ...i32c(PRECISION_BITS), ...v.i32ShrS, ...set(sums), ...get(sums), ...get(sums), ...v.i16NarrowI32S, ...set(sums), ...get(sums), ...get(sums), ...v.i8NarrowI16U, ...v.i32ExtractLane0,
-        ...op.i32Store,
-        ...inc(dst, i32c(3)), ...inc(bp, i32c(8)), ...inc(wrow, get(wstride)), ...inc(xx, i32c(1)),
+        // Row 1 first: for an odd last row both stores go to the same pixel with the same value.
+        ...store(r1, g1, b1, d1), ...store(r0, g0, b0, d0),
+        ...inc(d0, i32c(3)), ...inc(d1, i32c(3)), ...inc(bp, i32c(8)), ...inc(wrow, get(wstride)), ...inc(xx, i32c(1)),
       ]),
-      ...inc(y, i32c(1)),
+      ...inc(y, i32c(2)),
     ]),
   ];
   return { params: 9, locals: L.declaration(), code };
