@@ -1,15 +1,19 @@
 /** Receiver (rank 1..N) of a chunked, pipelined chain broadcast; see broadcast-chain.ts. */
 import { FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
-import { ackFrame, BROADCAST, broadcastHeader, chunkCount, type MessageDecoder } from "./broadcast-chain";
+import { ackFrame, BROADCAST, broadcastHeader, chunkCount, chunksCovered, type MessageDecoder } from "./broadcast-chain";
 import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
 import { FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
-import { MemberLifecycle } from "./member-lifecycle";
+import { type MemberChannels, MemberLifecycle } from "./member-lifecycle";
 import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptions, type ResolvedOptions } from "./options";
 import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
+import { gatherChunk } from "./shared-memory-chunks";
+import { SharedMemoryFiles } from "./shared-memory-files";
+
+const EMPTY = Buffer.alloc(0);
 
 export interface BroadcastReceiverOptions<M> extends CollectiveOptions {
   /** Position in the chain, 1..endpoints.length-1 (rank 0 is the root). */
@@ -27,6 +31,8 @@ export class BroadcastReceiver<M> {
   private readonly inbox: FrameInbox;
   private readonly outbox: SendQueue;
   private readonly isLast: boolean;
+  /** `files` is set when every member is on this host: payloads may then be read from the root's file. */
+  private readonly channels: MemberChannels;
   private readonly member: MemberLifecycle;
   private seen = new Uint8Array(0);
 
@@ -43,7 +49,8 @@ export class BroadcastReceiver<M> {
     const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
     this.inbox = new FrameInbox(endpoints[this.rank], highWaterMark, this.logger);
     this.outbox = new SendQueue(endpoints[this.isLast ? 0 : this.rank + 1], highWaterMark, timeoutMs, closeLingerMs);
-    this.member = new MemberLifecycle({ inbox: this.inbox, outbox: this.outbox }, this.logger, "broadcast aborted", closeLingerMs);
+    this.channels = { inbox: this.inbox, outbox: this.outbox };
+    this.member = new MemberLifecycle(this.channels, this.logger, "broadcast aborted", closeLingerMs);
   }
 
   get stats(): InboxStats {
@@ -51,7 +58,15 @@ export class BroadcastReceiver<M> {
   }
 
   start(): Promise<void> {
-    return this.member.start();
+    return this.member.start({ open: () => this.open() });
+  }
+
+  private async open(): Promise<void> {
+    const { endpoints, epoch } = this.options;
+    await this.inbox.bind();
+    const directory = endpoints.every((e) => e.startsWith("ipc://")) ? SharedMemoryFiles.usableDirectory() : null;
+    if (directory !== null) this.channels.files = new SharedMemoryFiles(directory, endpoints, epoch, this.rank, "broadcast");
+    this.outbox.connect();
   }
 
   /** Fills `into` (which must have the root's length) with step `step`'s tensor and returns its metadata. */
@@ -104,30 +119,50 @@ export class BroadcastReceiver<M> {
         inbox.reject(problem);
         continue;
       }
-      if (kernels.checksum(payload) !== h.payloadCrc32) {
-        inbox.reject(new FrameRejection("bad-checksum", "payload checksum does not match the header", h));
-        continue;
-      }
+      let frameMeta: M | undefined;
       if (h.chunk === 0) {
         try {
-          meta = this.metaCodec.decode(h.meta);
+          frameMeta = this.metaCodec.decode(h.meta);
         } catch (err) {
           inbox.reject(new FrameRejection("malformed", `metadata does not decode: ${(err as Error).message}`, h));
           continue;
         }
       }
-      bytes.set(payload, h.chunk * chunkBytes);
-      bufferIntact = false;
-      this.seen[h.chunk] = 1;
-      received++;
+      const start = h.chunk * chunkBytes;
+      const shared = h.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA;
+      if (shared) {
+        if (!this.channels.files) {
+          inbox.reject(new FrameRejection("malformed", "shared-memory payload, but not every member of this group is on this host", h));
+          continue;
+        }
+        // Streams into `into` before the checksum is known: a bad run leaves bytes there that
+        // the good run for the same chunks overwrites (`into` holds nothing else of value).
+        bufferIntact = false;
+        const result = gatherChunk(this.channels.files, kernels, 0, bytes.subarray(start, start + h.payloadBytes), start, h.payloadCrc32);
+        if (result !== true) {
+          inbox.reject(result === false ? new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h) : new FrameRejection(result.reason, result.detail, h));
+          continue;
+        }
+      } else {
+        if (kernels.checksum(payload) !== h.payloadCrc32) {
+          inbox.reject(new FrameRejection("bad-checksum", "payload checksum does not match the header", h));
+          continue;
+        }
+        bytes.set(payload, start);
+        bufferIntact = false;
+      }
+      if (h.chunk === 0) meta = frameMeta;
+      const chunksApplied = shared ? chunksCovered(into.length, chunkElements, h.chunk, h.payloadBytes) : 1;
+      this.seen.fill(1, h.chunk, h.chunk + chunksApplied);
+      received += chunksApplied;
       lastProgressAt = Date.now();
-      inbox.accepted();
+      inbox.accepted(chunksApplied);
       if (!this.isLast) {
         const header = broadcastHeader({
-          groupId, step, senderRank: rank, chunk: h.chunk, payloadBytes: h.payloadBytes, payloadCrc32: h.payloadCrc32,
+          type: h.type, groupId, step, senderRank: rank, chunk: h.chunk, payloadBytes: h.payloadBytes, payloadCrc32: h.payloadCrc32,
           totalElements: h.totalElements, ...(h.chunk === 0 && { meta: h.meta }),
         });
-        outbox.enqueue([header, payload]);
+        outbox.enqueue([header, shared ? EMPTY : payload]);
       }
     }
     if (this.isLast) outbox.enqueue(ackFrame(groupId, step, rank));
@@ -135,7 +170,8 @@ export class BroadcastReceiver<M> {
   }
 
   private check(h: FrameHeader, step: number, length: number, chunkElements: number, chunks: number, bufferIntact: boolean): FrameRejection | null {
-    if (h.type !== FrameType.FRAME_TYPE_DATA) return new FrameRejection("malformed", `frame type ${h.type}, a receiver expects data`, h);
+    const shared = h.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA;
+    if (h.type !== FrameType.FRAME_TYPE_DATA && !shared) return new FrameRejection("malformed", `frame type ${h.type}, a receiver expects data`, h);
     if (h.senderRank !== this.rank - 1) return new FrameRejection("unknown-sender", `sender rank ${h.senderRank}, expected ${this.rank - 1}`, h);
     if (h.step < step) return new FrameRejection("stale-step", `step ${h.step} while receiving step ${step}`, h);
     if (h.step > step) return new FrameRejection("future-step", `step ${h.step} while receiving step ${step}`, h);
@@ -146,8 +182,10 @@ export class BroadcastReceiver<M> {
     }
     if (h.chunk >= chunks) return new FrameRejection("out-of-range", `chunk ${h.chunk} of ${chunks}`, h);
     const expectedBytes = (Math.min((h.chunk + 1) * chunkElements, length) - h.chunk * chunkElements) * 4;
-    if (h.payloadBytes !== expectedBytes) return new FrameRejection("wrong-length", `${h.payloadBytes} payload bytes, chunk has ${expectedBytes}`, h);
-    if (this.seen[h.chunk]) return new FrameRejection("duplicate", `chunk ${h.chunk} already applied`, h);
+    // A shared-memory doorbell may announce a run of whole chunks; a socket frame carries one.
+    const covered = shared ? chunksCovered(length, chunkElements, h.chunk, h.payloadBytes) : h.payloadBytes === expectedBytes ? 1 : 0;
+    if (covered === 0) return new FrameRejection("wrong-length", `${h.payloadBytes} payload bytes, chunk has ${expectedBytes}`, h);
+    if (this.seen.subarray(h.chunk, h.chunk + covered).includes(1)) return new FrameRejection("duplicate", `chunks ${h.chunk}..${h.chunk + covered - 1} (some) already applied`, h);
     return null;
   }
 }

@@ -6,10 +6,14 @@ import { CollectiveAbortedError, CollectiveTimeoutError } from "./errors";
 import { bytesOf, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
-import { MemberLifecycle } from "./member-lifecycle";
+import { type MemberChannels, MemberLifecycle } from "./member-lifecycle";
 import { checkStep, checkTensor, type CollectiveOptions, resolveOptions, type ResolvedOptions } from "./options";
 import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
+import { exportChunk, SHARED_MEMORY_RUN_BYTES } from "./shared-memory-chunks";
+import { SharedMemoryFiles } from "./shared-memory-files";
+
+const EMPTY = Buffer.alloc(0);
 
 export interface BroadcastRootOptions<M> extends CollectiveOptions {
   metaCodec: MessageEncoder<M>;
@@ -24,6 +28,8 @@ export class BroadcastRoot<M> {
   private readonly kernels: PayloadKernels;
   private readonly inbox: FrameInbox;
   private readonly outbox: SendQueue;
+  /** `files` is set when every member is on this host: the tensor then goes through the root's file. */
+  private readonly channels: MemberChannels;
   private readonly member: MemberLifecycle;
 
   constructor(options: BroadcastRootOptions<M>) {
@@ -35,7 +41,8 @@ export class BroadcastRoot<M> {
     const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
     this.inbox = new FrameInbox(endpoints[0], highWaterMark, this.logger);
     this.outbox = new SendQueue(endpoints[1], highWaterMark, timeoutMs, closeLingerMs);
-    this.member = new MemberLifecycle({ inbox: this.inbox, outbox: this.outbox }, this.logger, "broadcast aborted", closeLingerMs);
+    this.channels = { inbox: this.inbox, outbox: this.outbox };
+    this.member = new MemberLifecycle(this.channels, this.logger, "broadcast aborted", closeLingerMs);
   }
 
   get receivers(): number {
@@ -47,7 +54,19 @@ export class BroadcastRoot<M> {
   }
 
   start(): Promise<void> {
-    return this.member.start();
+    return this.member.start({ open: () => this.open() });
+  }
+
+  private async open(): Promise<void> {
+    const { endpoints, epoch, sharedMemory } = this.options;
+    await this.inbox.bind();
+    const directory = sharedMemory && endpoints.every((e) => e.startsWith("ipc://")) ? SharedMemoryFiles.usableDirectory() : null;
+    if (directory !== null) {
+      const files = new SharedMemoryFiles(directory, endpoints, epoch, 0, "broadcast");
+      this.channels.files = files;
+      files.create();
+    }
+    this.outbox.connect();
   }
 
   /**
@@ -75,7 +94,20 @@ export class BroadcastRoot<M> {
     const chunkElements = chunkBytes / 4;
     const chunks = chunkCount(values.length, chunkElements);
     const metaBytes = this.metaCodec.encode(meta).finish();
-    for (let chunk = 0; chunk < chunks; chunk++) {
+    const files = this.channels.files;
+    // Through shared memory: one copy into the root's file, and a doorbell per run of chunks.
+    const runChunks = files ? Math.max(1, Math.floor(SHARED_MEMORY_RUN_BYTES / chunkBytes)) : 0;
+    files?.reserve(values.byteLength);
+    for (let chunk = 0; files && chunk < chunks; chunk += runChunks) {
+      const start = chunk * chunkElements;
+      const payload = bytesOf(values, start, Math.min(start + runChunks * chunkElements, values.length));
+      const header = broadcastHeader({
+        type: FrameType.FRAME_TYPE_SHARED_MEMORY_DATA, groupId, step, senderRank: 0, chunk, payloadBytes: payload.length,
+        payloadCrc32: exportChunk(files, kernels, payload, start * 4), totalElements: values.length, ...(chunk === 0 && { meta: metaBytes }),
+      });
+      outbox.enqueue([header, EMPTY]);
+    }
+    for (let chunk = 0; !files && chunk < chunks; chunk++) {
       const start = chunk * chunkElements;
       const payload = bytesOf(values, start, Math.min(start + chunkElements, values.length));
       const header = broadcastHeader({

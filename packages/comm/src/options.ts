@@ -18,9 +18,10 @@ export interface CollectiveOptions {
   /** How long close() lets ZeroMQ finish sending queued frames. Default min(timeoutMs, 5000). */
   closeLingerMs?: number;
   /**
-   * All-reduce only: when every endpoint is `ipc://` (all ranks on this host), move payloads
-   * through files in /dev/shm and send only headers over ZeroMQ. Default true; a rank always
-   * accepts both forms, so ranks may differ. DINO_COMM_SHM_DIR="" disables it process-wide.
+   * All-reduce ranks and the broadcast root: when every endpoint is `ipc://` (all members on
+   * this host), move payloads through files in /dev/shm and send only headers over ZeroMQ.
+   * Default true; a member always accepts both forms, so members may differ.
+   * DINO_COMM_SHM_DIR="" disables it process-wide (every member must then see the same value).
    */
   sharedMemory?: boolean;
 }

@@ -16,8 +16,8 @@
  * that comes back around depends on them), so the caller may reuse the array immediately.
  *
  * Same host (every endpoint ipc://): payloads go through SharedMemoryFiles instead, and
- * ZeroMQ carries only the header as a doorbell, which announces a run of up to
- * SHARED_MEMORY_RUN_BYTES of whole chunks (one ZeroMQ round trip per run, not per chunk: with
+ * ZeroMQ carries only the header as a doorbell, which announces a run of whole chunks (up to
+ * SHARED_MEMORY_RUN_BYTES) (one ZeroMQ round trip per run, not per chunk: with
  * many members on few cores, process wake-ups cost as much as the bytes). During
  * reduce-scatter the receiver streams the sender's file through the kernels' scratch block by
  * block (shared-memory-chunks.ts), adding its share and writing the sums to its own file;
@@ -39,12 +39,10 @@ import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptio
 import { PayloadKernels } from "./payload-kernels";
 import { RingLayout } from "./ring-layout";
 import { SendQueue } from "./send-queue";
-import { exportChunk, gatherChunk, reduceChunk } from "./shared-memory-chunks";
+import { exportChunk, gatherChunk, reduceChunk, SHARED_MEMORY_RUN_BYTES } from "./shared-memory-chunks";
 import { SharedMemoryFiles } from "./shared-memory-files";
 
 const EMPTY = Buffer.alloc(0);
-/** Most payload bytes one shared-memory doorbell announces (see the step-0 export in run()). */
-const SHARED_MEMORY_RUN_BYTES = 16 * 1024 * 1024;
 
 export interface RingAllReduceOptions extends CollectiveOptions {
   /** This process's position in the ring, 0..endpoints.length-1. */

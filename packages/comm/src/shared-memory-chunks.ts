@@ -14,6 +14,12 @@
 import type { PayloadKernels } from "./payload-kernels";
 import type { SharedMemoryFiles, SharedMemoryReadProblem } from "./shared-memory-files";
 
+/**
+ * Most payload bytes one shared-memory doorbell announces: a run of whole chunks costs one
+ * ZeroMQ round trip instead of one per chunk, and its blocks stream the same either way.
+ */
+export const SHARED_MEMORY_RUN_BYTES = 16 * 1024 * 1024;
+
 /** Where the sums of reduceChunk go: this rank's file at the chunk's offset, or a buffer of the chunk's length. */
 export type SumSink = "own-file" | Uint8Array;
 

@@ -135,10 +135,10 @@ export class SharedMemoryFiles {
   }
 
   /** File names derive from the group's full identity, so every rank computes them alone. */
-  constructor(directory: string, endpoints: readonly string[], epoch: number, rank: number) {
+  constructor(directory: string, endpoints: readonly string[], epoch: number, rank: number, kind: "all-reduce" | "broadcast" = "all-reduce") {
     this.directory = directory;
     this.rank = rank;
-    const key = createHash("sha256").update(`all-reduce\n${epoch}\n${endpoints.join("\n")}`).digest("hex").slice(0, 24);
+    const key = createHash("sha256").update(`${kind}\n${epoch}\n${endpoints.join("\n")}`).digest("hex").slice(0, 24);
     this.paths = endpoints.map((_, r) => path.join(directory, `${FILE_PREFIX}${key}-${r}`));
     this.peerFds = endpoints.map(() => undefined);
   }

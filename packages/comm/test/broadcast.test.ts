@@ -1,6 +1,8 @@
 import { CollectiveKind, FrameHeader, FrameType, PROTOCOL_VERSION } from "@dino-coord/proto";
+import * as fs from "fs";
 import * as zmq from "zeromq";
 import { BroadcastReceiver, BroadcastRoot, CollectiveMismatchError, CollectiveTimeoutError } from "../src";
+import { SharedMemoryFiles } from "../src/shared-memory-files";
 import { bytesOfArray, capturingLogger, closeAll, endpointsFor, randomValues, silentLogger } from "./support/rings";
 
 /** Metadata: any generated protobufjs message class works as the codec; FrameHeader is at hand. */
@@ -78,6 +80,46 @@ describe("Broadcast", () => {
       rogue.close();
       await closeAll([root, ...receivers]);
     }
+  });
+
+  it("over ipc, reads the root's shared-memory file, rejecting a doorbell whose file bytes do not match and a run not ending on a chunk", async () => {
+    const endpoints = await endpointsFor(3, "ipc");
+    const { root, receivers } = await startGroup(endpoints, { chunkBytes: 1024 });
+    const rootFile = new SharedMemoryFiles(SharedMemoryFiles.usableDirectory()!, endpoints, 0, 0, "broadcast").pathOf(0);
+    const rogue = new zmq.Push({ linger: 0 });
+    rogue.connect(endpoints[2]);
+    try {
+      const first = randomValues(4096, 11);
+      await Promise.all([root.send(first, FrameHeader.create({ step: 0 }), 0), ...receivers.map((r) => r.receive(new Float32Array(4096), 0))]);
+      // The root's file now holds step 0's tensor: doorbells for step 1 must not make receiver 2
+      // take those bytes, nor anything that is not a run of whole chunks.
+      const doorbell = (payloadBytes: number, checksum: number) => [
+        Buffer.from(
+          FrameHeader.encode({
+            protocolVersion: PROTOCOL_VERSION, kind: CollectiveKind.COLLECTIVE_KIND_BROADCAST, type: FrameType.FRAME_TYPE_SHARED_MEMORY_DATA,
+            groupId: receivers[1].groupId, step: 1, senderRank: 1, chunk: 1, payloadBytes, payloadCrc32: checksum, totalElements: 4096,
+          }).finish(),
+        ),
+        Buffer.alloc(0),
+      ];
+      await rogue.send(doorbell(2048, 1));
+      await rogue.send(doorbell(1000, 1));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const source = randomValues(4096, 12);
+      const target = new Float32Array(4096);
+      const [, , meta] = await Promise.all([
+        root.send(source, FrameHeader.create({ step: 1 }), 1), receivers[0].receive(new Float32Array(4096), 1), receivers[1].receive(target, 1),
+      ]);
+      expect(bytesOfArray(target).equals(bytesOfArray(source))).toBe(true);
+      expect(meta.step).toBe(1);
+      expect(receivers[1].stats.rejectedByReason).toEqual({ "bad-checksum": 1, "wrong-length": 1 });
+      expect(receivers[1].stats.framesAccepted).toBe(2 * 16);
+      expect(fs.existsSync(rootFile)).toBe(true);
+    } finally {
+      rogue.close();
+      await closeAll([root, ...receivers]);
+    }
+    expect(fs.existsSync(rootFile)).toBe(false);
   });
 
   it("fails the root with CollectiveTimeoutError when a receiver never answers, and a receiver given the wrong length with a mismatch error", async () => {
