@@ -183,9 +183,14 @@ function hueKernel(): KernelFunction {
     ...v.v128Bitselect(v.f64x2Sub(get(temp), f64s(1)), get(temp), v.f64x2Gt(v.f64x2Sub(get(temp), f64s(0.5)), get(unrounded))),
   ];
   const quotient = (numerator: number[]) => v.f32x4Div(v.f32x4ConvertI32x4S(numerator), get(crF));
-  /** h = f32(fmod(h / 6 + 1, 1)) in double (h / 6 + 1 lies in (0, 2)), then trunc(h · 255), for one half. */
+  /**
+   * h = f32(fmod(h / 6 + 1, 1)) in double (h / 6 + 1 lies in (0, 2)), then trunc(h · 255),
+   * for one half. h · (1/6) replaces the slow division: it differs from h / 6 in the last
+   * bit for some h, but the 8-bit result is the same for every h rgb2hsv can produce
+   * (all of them checked when this was written; the hue test reaches every one).
+   */
   const hue8Half = (which: number) => [
-    ...v.f64x2Add(v.f64x2Div(f64OfF32(get(h), which), f64s(6)), f64s(1)), ...set(temp),
+    ...v.f64x2Add(v.f64x2Mul(f64OfF32(get(h), which), f64s(1 / 6)), f64s(1)), ...set(temp),
     ...v.f64x2Trunc(v.f64x2Mul(v.f64x2PromoteLowF32x4(v.f32x4DemoteF64x2Zero(v.v128Bitselect(v.f64x2Sub(get(temp), f64s(1)), get(temp), v.f64x2Ge(get(temp), f64s(1))))), f64s(255))),
   ];
   /** p = round(v·(1 − fs)) for one half. */
