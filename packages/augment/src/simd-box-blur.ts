@@ -1,10 +1,11 @@
 /**
  * One PIL box-blur pass (radius 0 or 1, i.e. every sigma ≤ 2) down the columns or along
- * the rows of an interleaved image, as hand-assembled WebAssembly SIMD kernels: 16 samples per step,
- * same integer arithmetic as the scalar pass. With S the centre-window sum and E the two
- * fractional-edge samples, out = (S·ww + E·fw + 2^23) >> 24, computed without leaving
- * 32 bits as (hi + (lo >> 8)) >> 16 with hi = S·(ww>>8) + E·(fw>>8) and
- * lo = S·(ww&255) + E·(fw&255) + 2^23 (exact: 2^8·hi + lo is the full sum).
+ * the rows of an interleaved image, as hand-assembled WebAssembly SIMD kernels: 16
+ * samples per step, same integer arithmetic as the scalar pass. With S the centre-window
+ * sum and E the two fractional-edge samples, out = (S·ww + E·fw + 2^23) >> 24, computed
+ * without leaving 32 bits as (hi + ((lo + 2^23) >> 12)) >> 12 with hi = S·(ww>>12) +
+ * E·(fw>>12) and lo = S·(ww&4095) + E·(fw&4095), each one i32x4.dot_i16x8_s of (S, E)
+ * pairs (exact: 2^12·hi + lo is the full sum).
  *
  * Exported functions (byte offsets into the imported memory): blurColumns(src, dst,
  * rowLength, rows, r, ww, fw) reads and writes up to 15 bytes past each row;
@@ -15,7 +16,7 @@
 import { I32, uleb, get, set, i32c, simd, increment, kernelInstantiator, kernelModule, KernelLocals, whileNot, type KernelFunction } from "./wasm-encoding";
 
 const op = {
-  add: 0x6a, sub: 0x6b, mul: 0x6c, and: 0x71, shrU: 0x76, eqz: 0x45, ltS: 0x48, gtS: 0x4a, geS: 0x4e, select: 0x1b,
+  add: 0x6a, sub: 0x6b, mul: 0x6c, and: 0x71, or: 0x72, shl: 0x74, shrU: 0x76, eqz: 0x45, ltS: 0x48, gtS: 0x4a, geS: 0x4e, select: 0x1b,
   i32Load: [0x28, 2, 0], i32Store: [0x36, 2, 0], memoryCopy: [0xfc, 10, 0, 0],
 };
 const v = {
@@ -24,51 +25,60 @@ const v = {
   i16Splat: simd(0x10), i32Splat: simd(0x11),
   i8NarrowI16U: simd(0x66), i16NarrowI32U: simd(0x86),
   i16Add: simd(0x8e), i16Mul: simd(0x95),
-  i32ExtendLowU: simd(0xa9), i32ExtendHighU: simd(0xaa),
-  i32ShrU: simd(0xad), i32Add: simd(0xae), i32Mul: simd(0xb5),
+  i32ShrU: simd(0xad), i32Add: simd(0xae), i32Dot16: simd(0xba),
+  shuffle: (lanes: number[]) => simd(0x0d, ...lanes),
 };
 
 /** The locals the stencil reads: five source pointers, the step offset j and the weights. */
 interface Stencil {
   pHere: number; pAbove: number; pBelow: number; pEA: number; pEB: number; j: number;
-  WH: number; WL: number; FH: number; FL: number; C23: number; R16: number;
-  S16: number; E16: number; S32: number; E32: number;
+  high: number; low: number; round: number; R16: number; S16: number; E16: number; pairsLow: number; pairsHigh: number;
 }
 
 function stencilLocals(L: KernelLocals): Stencil {
   const [pHere, pAbove, pBelow, pEA, pEB, j] = Array.from({ length: 6 }, () => L.i32());
-  const [WH, WL, FH, FL, C23, R16, S16, E16, S32, E32] = Array.from({ length: 10 }, () => L.v128());
-  return { pHere, pAbove, pBelow, pEA, pEB, j, WH, WL, FH, FL, C23, R16, S16, E16, S32, E32 };
+  const [high, low, round, R16, S16, E16, pairsLow, pairsHigh] = Array.from({ length: 8 }, () => L.v128());
+  return { pHere, pAbove, pBelow, pEA, pEB, j, high, low, round, R16, S16, E16, pairsLow, pairsHigh };
 }
 
-/** The weight vectors from the r, ww, fw parameters. */
+/**
+ * The weight vectors from the r, ww, fw parameters: (ww >> 12, fw >> 12) and
+ * (ww & 4095, fw & 4095) as i16 pairs, the multipliers of (S, E) pairs in a dot product.
+ */
 function stencilWeights(s: Stencil, r: number, ww: number, fw: number): number[] {
+  const pair = (mask: (x: number) => number[]) => [...mask(ww), ...mask(fw), ...i32c(16), op.shl, op.or, ...v.i32Splat];
   return [
-    ...get(ww), ...i32c(8), op.shrU, ...v.i32Splat, ...set(s.WH),
-    ...get(ww), ...i32c(255), op.and, ...v.i32Splat, ...set(s.WL),
-    ...get(fw), ...i32c(8), op.shrU, ...v.i32Splat, ...set(s.FH),
-    ...get(fw), ...i32c(255), op.and, ...v.i32Splat, ...set(s.FL),
-    ...i32c(8388608), ...v.i32Splat, ...set(s.C23),
+    ...pair((x) => [...get(x), ...i32c(12), op.shrU]), ...set(s.high),
+    ...pair((x) => [...get(x), ...i32c(4095), op.and]), ...set(s.low),
+    ...i32c(8388608), ...v.i32Splat, ...set(s.round),
     ...get(r), ...v.i16Splat, ...set(s.R16),
   ];
 }
 
-/** (S32·WH + E32·FH + ((S32·WL + E32·FL + C23) >> 8)) >> 16 on the stack. */
-const quarter = (s: Stencil) => [
-  ...get(s.S32), ...get(s.WH), ...v.i32Mul, ...get(s.E32), ...get(s.FH), ...v.i32Mul, ...v.i32Add,
-  ...get(s.S32), ...get(s.WL), ...v.i32Mul, ...get(s.E32), ...get(s.FL), ...v.i32Mul, ...v.i32Add, ...get(s.C23), ...v.i32Add,
-  ...i32c(8), ...v.i32ShrU, ...v.i32Add, ...i32c(16), ...v.i32ShrU,
+/**
+ * Four outputs from the four (S, E) i16 pairs in local `pairs`:
+ * (dot(pairs, high) + ((dot(pairs, low) + 2^23) >> 12)) >> 12. Exact: with ww = 2^12·wH + wL
+ * (and fw alike), S·ww + E·fw + 2^23 = 2^12·dot(high) + dot(low) + 2^23, and flooring by 2^12
+ * twice is flooring by 2^24; every partial sum stays below 2^24.
+ */
+const quarter = (s: Stencil, pairs: number) => [
+  ...get(pairs), ...get(s.high), ...v.i32Dot16,
+  ...get(pairs), ...get(s.low), ...v.i32Dot16, ...get(s.round), ...v.i32Add, ...i32c(12), ...v.i32ShrU,
+  ...v.i32Add, ...i32c(12), ...v.i32ShrU,
 ];
 
 const at = (s: Stencil, base: number, offset: number) => [...get(base), ...get(s.j), op.add, ...v.load8x8U(offset)];
+
+/** i16 lanes first … first + 3 of S16 and E16 interleaved: (S, E) pairs. */
+const interleaved = (s: Stencil, first: number) =>
+  [...get(s.S16), ...get(s.E16), ...v.shuffle([0, 1, 2, 3].flatMap((k) => [2 * (first + k), 2 * (first + k) + 1, 16 + 2 * (first + k), 17 + 2 * (first + k)]))];
 
 /** Eight output samples at byte offset `offset` of the current 16, as i16x8 on the stack. */
 const half = (s: Stencil, offset: number) => [
   ...at(s, s.pHere, offset), ...at(s, s.pAbove, offset), ...at(s, s.pBelow, offset), ...v.i16Add, ...get(s.R16), ...v.i16Mul, ...v.i16Add, ...set(s.S16),
   ...at(s, s.pEA, offset), ...at(s, s.pEB, offset), ...v.i16Add, ...set(s.E16),
-  ...get(s.S16), ...v.i32ExtendLowU, ...set(s.S32), ...get(s.E16), ...v.i32ExtendLowU, ...set(s.E32), ...quarter(s),
-  ...get(s.S16), ...v.i32ExtendHighU, ...set(s.S32), ...get(s.E16), ...v.i32ExtendHighU, ...set(s.E32), ...quarter(s),
-  ...v.i16NarrowI32U,
+  ...interleaved(s, 0), ...set(s.pairsLow), ...interleaved(s, 4), ...set(s.pairsHigh),
+  ...quarter(s, s.pairsLow), ...quarter(s, s.pairsHigh), ...v.i16NarrowI32U,
 ];
 
 /** Output samples j … j + 15 at pDst + j. */
