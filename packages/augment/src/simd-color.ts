@@ -150,14 +150,13 @@ function grayKernel(): KernelFunction {
 
 /**
  * hue(src, dst, pixels, shift): color-ops.ts' shiftHue on 4 pixels per step. PIL's rgb2hsv
- * (float32 quotients, then h/6 + 1 and its fmod in double, truncated to 8 bits) and
- * hsv2rgb (i, f, fs as PIL, p / q / t in double, rounded half up) with the double steps
- * on the two f64x2 halves of each group of four.
+ * (float32 quotients, 8-bit H and S) and hsv2rgb (i, f, fs as PIL, p / q / t in double)
+ * with the double steps on the two f64x2 halves of each group of four.
  */
 function hueKernel(): KernelFunction {
   const params = { src: 0, dst: 1, pixels: 2, shift: 3 };
   const L = new KernelLocals(4);
-  const [loaded, r, g, b, maxc, crF, rc, gc, bc, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp, unrounded] = Array.from({ length: 20 }, () => L.v128());
+  const [loaded, r, g, b, maxc, crF, rc, gc, bc, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp] = Array.from({ length: 19 }, () => L.v128());
   const [hue8, sat8, pOut, xOut] = [L.v128(), L.v128(), L.v128(), L.v128()];
   const i32s = (value: number) => L.constant(splat32(value));
   const f32s = (value: number) => L.constant(splatF32(value));
@@ -172,34 +171,20 @@ function hueKernel(): KernelFunction {
   const mask64 = (m: number[], which: number) =>
     v.i8x16Shuffle(m, m, which === 0 ? [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7] : [8, 9, 10, 11, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15]);
   /**
-   * Two f64x2 halves holding integers in [0, 2^31) → one i32x4: adding 2^52 puts the
-   * integer in the low 32 bits of each double (cheaper than a saturating conversion).
+   * Two f64x2 halves → one i32x4 of their values rounded to integers (in [0, 2^31)):
+   * adding 2^52 rounds to the nearest integer (ties to even) and leaves it in the low 32
+   * bits of each double. PIL rounds half up, but p, q and t are never exact halves (see
+   * the test), so both roundings agree.
    */
-  const joinIntegers = (lo: number[], hi: number[]) => v.i8x16Shuffle(v.f64x2Add(lo, f64s(2 ** 52)), v.f64x2Add(hi, f64s(2 ** 52)), [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
-  /** Math.round of y >= 0 in double, exactly (as V8 does it: ceil, minus 1 where that overshoots by more than 0.5). */
-  const roundHalfUp = (y: number[]) => [
-    ...y, ...set(unrounded),
-    ...v.f64x2Ceil(get(unrounded)), ...set(temp),
-    ...v.v128Bitselect(v.f64x2Sub(get(temp), f64s(1)), get(temp), v.f64x2Gt(v.f64x2Sub(get(temp), f64s(0.5)), get(unrounded))),
-  ];
+  const joinRounded = (lo: number[], hi: number[]) => v.i8x16Shuffle(v.f64x2Add(lo, f64s(2 ** 52)), v.f64x2Add(hi, f64s(2 ** 52)), [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
   const quotient = (numerator: number[]) => v.f32x4Div(v.f32x4ConvertI32x4S(numerator), get(crF));
-  /**
-   * h = f32(fmod(h / 6 + 1, 1)) in double (h / 6 + 1 lies in (0, 2)), then trunc(h · 255),
-   * for one half. h · (1/6) replaces the slow division: it differs from h / 6 in the last
-   * bit for some h, but the 8-bit result is the same for every h rgb2hsv can produce
-   * (all of them checked when this was written; the hue test reaches every one).
-   */
-  const hue8Half = (which: number) => [
-    ...v.f64x2Add(v.f64x2Mul(f64OfF32(get(h), which), f64s(1 / 6)), f64s(1)), ...set(temp),
-    ...v.f64x2Trunc(v.f64x2Mul(v.f64x2PromoteLowF32x4(v.f32x4DemoteF64x2Zero(v.v128Bitselect(v.f64x2Sub(get(temp), f64s(1)), get(temp), v.f64x2Ge(get(temp), f64s(1))))), f64s(255))),
-  ];
-  /** p = round(v·(1 − fs)) for one half. */
-  const pHalf = (which: number) => roundHalfUp(v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), f64OfF32(get(fs), which))));
-  /** q or t = round(v·(1 − fs·f')) with f' = f in odd sectors, 1 − f in even ones, for one half. */
+  /** v·(1 − fs) for one half: hsv2rgb's p before rounding. */
+  const pHalf = (which: number) => v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), f64OfF32(get(fs), which)));
+  /** v·(1 − fs·f') with f' = f in odd sectors, 1 − f in even ones, for one half: q or t before rounding. */
   const xHalf = (which: number) => {
     const f = f64OfF32(get(fraction), which);
     const sectorFraction = v.v128Bitselect(f, v.f64x2Sub(f64s(1), f), mask64(get(odd), which));
-    return roundHalfUp(v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), v.f64x2Mul(f64OfF32(get(fs), which), sectorFraction))));
+    return v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), v.f64x2Mul(f64OfF32(get(fs), which), sectorFraction)));
   };
   const sectorIs = Array.from({ length: 6 }, () => L.v128());
   const either = (k1: number, k2: number) => v.v128Or(get(sectorIs[k1]), get(sectorIs[k2]));
@@ -222,10 +207,15 @@ function hueKernel(): KernelFunction {
       v.v128Bitselect(v.f32x4Sub(v.f32x4Add(f32s(2), get(rc)), get(bc)), v.f32x4Sub(v.f32x4Add(f32s(4), get(gc)), get(rc)), v.i32x4Eq(get(g), get(maxc))),
       v.i32x4Eq(get(r), get(maxc)),
     )),
-    ...setLocal(hue8, joinIntegers(hue8Half(0), hue8Half(1))),
-    // S = trunc(f32(cr / max) · 255) in double (max >= 1 as divisor: black stays 0, not NaN).
+    // PIL: H = trunc(f32(fmod(h / 6 + 1, 1)) · 255) and S = trunc(f32(cr / max) · 255), both in
+    // double. Here in float32: t = h / 6, plus 1 where negative, and the products with 255,
+    // which give the same 8-bit H for every h rgb2hsv can produce and the same S for every
+    // (cr, max) (checked exhaustively when this was written; the hue test reaches them all).
+    ...setLocal(temp, v.f32x4Div(get(h), f32s(6))),
+    ...setLocal(hue8, truncate(v.f32x4Mul(v.v128Bitselect(v.f32x4Add(get(temp), f32s(1)), get(temp), v.f32x4Lt(get(temp), zero)), f32s(255)))),
+    // max >= 1 as divisor: black stays 0, not NaN.
     ...setLocal(q, v.f32x4Div(get(crF), v.f32x4ConvertI32x4S(v.i32x4MaxS(get(maxc), i32s(1))))),
-    ...setLocal(sat8, joinIntegers(v.f64x2Trunc(v.f64x2Mul(f64OfF32(get(q), 0), f64s(255))), v.f64x2Trunc(v.f64x2Mul(f64OfF32(get(q), 1), f64s(255))))),
+    ...setLocal(sat8, truncate(v.f32x4Mul(get(q), f32s(255)))),
     ...setLocal(gray, v.i32x4Eq(get(sat8), zero)),
     // hsv2rgb of the shifted 8-bit hue h: i = floor(6h / 255) = ((6h + 1)·257) >> 16 on 0..1530, f = (6h − 255·i) / 255.
     ...setLocal(shifted, v.v128And(v.i32x4Add(get(hue8), shiftV), i32s(255))),
@@ -235,8 +225,8 @@ function hueKernel(): KernelFunction {
     ...setLocal(sector, v.v128AndNot(get(sector), v.i32x4Eq(get(sector), i32s(6)))), // i % 6: only i = 6 (h = 255) wraps
     ...setLocal(fs, v.f32x4Div(v.f32x4ConvertI32x4S(get(sat8)), f32s(255))),
     ...setLocal(odd, v.i32x4ShrS(v.i32x4Shl(get(sector), i32c(31)), i32c(31))),
-    ...setLocal(pOut, joinIntegers(pHalf(0), pHalf(1))),
-    ...setLocal(xOut, joinIntegers(xHalf(0), xHalf(1))),
+    ...setLocal(pOut, joinRounded(pHalf(0), pHalf(1))),
+    ...setLocal(xOut, joinRounded(xHalf(0), xHalf(1))),
     ...sectorIs.flatMap((local, k) => setLocal(local, v.i32x4Eq(get(sector), k === 0 ? zero : i32s(k)))),
     // Sectors 0..5 place (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q); x is q or t.
     ...packPixels(place(either(0, 5), either(1, 4)), place(either(1, 2), either(0, 3)), place(either(3, 4), either(2, 5))),

@@ -86,6 +86,7 @@ export const simdOp = {
   f64x2Splat: op(0x14),
   i32x4Eq: op(0x37),
   i32x4LtS: op(0x39),
+  f32x4Lt: op(0x43),
   f64x2Gt: op(0x4a),
   f64x2Ge: op(0x4c),
   v128And: op(0x4e),

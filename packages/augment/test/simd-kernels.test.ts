@@ -89,12 +89,35 @@ describe("WebAssembly SIMD colour kernels equal the scalar reference", () => {
     }
   });
 
+  it("hsv2rgb's p, q and t are never exact halves, so the kernel's round-half-even equals PIL's round()", () => {
+    // Every (S, V, shifted H) the hue pass can meet, with hsv2rgb's double arithmetic.
+    const { fround: f32, floor } = Math; // local aliases: the test realm's Math calls are slow in this hot loop
+    const isHalf = (y: number) => y - floor(y) === 0.5;
+    let ties = 0;
+    let checked = 0;
+    for (let s = 0; s < 256; s++) {
+      const fs = f32(s / 255.0);
+      for (let v = 0; v < 256; v++) if (isHalf(v * (1.0 - fs))) ties++;
+      for (let h = 0; h < 256; h++) {
+        const h6 = (h * 6.0) / 255.0;
+        const f = f32(h6 - floor(h6));
+        const sectorFraction = (floor(h6) % 6) & 1 ? f : 1.0 - f;
+        const scale = 1.0 - fs * sectorFraction;
+        for (let v = 0; v < 256; v++, checked++) if (isHalf(v * scale)) ties++;
+      }
+    }
+    expect(checked).toBe(1 << 24);
+    expect(ties).toBe(0);
+  });
+
   it("hue: shiftHue on every hue-table entry, grays, black and white, for shifts across the byte range", () => {
     // Colours with one channel 0 and the others every (a, b) pair reach every 8-bit hue and saturation
     // path of rgb2hsv; the others vary the minimum too.
     const colours: number[] = [];
     for (let a = 0; a < 256; a++) for (let b = 0; b < 256; b++) colours.push(a, b, 0, a, 0, b, 0, a, b);
     for (let r = 0; r < 256; r += 17) for (let g = 3; g < 256; g += 19) for (let b = 5; b < 256; b += 23) colours.push(r, g, b, 255 - r, b, g);
+    // (v, v − c, v − c) reaches every (cr, max) pair, so every 8-bit saturation rgb2hsv computes.
+    for (let v = 0; v < 256; v++) for (let c = 0; c <= v; c++) colours.push(v, v - c, v - c);
     colours.push(0, 0, 0, 255, 255, 255, 128, 128, 128, 255, 0, 0, 0, 255, 0, 0, 0, 255, 1, 0, 0);
     const px = Uint8Array.from(colours);
     const count = px.length / 3;
