@@ -167,12 +167,12 @@ function foldLanes(lanes: Uint32Array, first: number, byteLength: number): numbe
 }
 
 /**
- * Largest block the streaming methods take. Two blocks (the payload and the local operand)
- * stay in a 512 KiB L2 cache between the system call that fills one and the one that drains
- * it, so a chunk of any size costs the same per byte; whole chunks in the scratch would
- * spill to L3 and, with many members on few cores, to memory.
+ * Largest block the streaming methods take. Two blocks (the payload and the local operand,
+ * together the 512 KiB of a core's L2 cache) stay in cache between the system call that fills
+ * one and the one that drains it, so a chunk of any size costs the same per byte; whole
+ * chunks in the scratch would spill to L3 and, with many members on few cores, to memory.
  */
-export const STREAM_BLOCK_BYTES = 128 * 1024;
+export const STREAM_BLOCK_BYTES = 256 * 1024;
 /** Extra scratch so a block may start at any address mod 64 (see blockView). */
 const ALIGNMENT_SLACK = 64;
 

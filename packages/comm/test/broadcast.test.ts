@@ -72,7 +72,11 @@ describe("Broadcast", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       const source = randomValues(1024, 2);
       const target = new Float32Array(1024);
-      await Promise.all([root.send(source, FrameHeader.create({ step: 3 }), 3), receivers[0].receive(new Float32Array(1024), 3), receivers[1].receive(target, 3)]);
+      // Receiver 2 starts first, so it works through the queued frames before real data can
+      // arrive (ZeroMQ reads its pipes in turn; one shared-memory doorbell may carry everything).
+      const pending = receivers[1].receive(target, 3);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await Promise.all([root.send(source, FrameHeader.create({ step: 3 }), 3), receivers[0].receive(new Float32Array(1024), 3), pending]);
       expect(bytesOfArray(target).equals(bytesOfArray(source))).toBe(true);
       expect(receivers[1].stats.rejectedByReason).toEqual({ malformed: 1, "stale-step": 1, "bad-checksum": 1, "unknown-sender": 1, "foreign-group": 1 });
       expect(lines.filter((l) => l.msg === "rejected frame" && l.rank === 2)).toHaveLength(5);
@@ -107,9 +111,9 @@ describe("Broadcast", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
       const source = randomValues(4096, 12);
       const target = new Float32Array(4096);
-      const [, , meta] = await Promise.all([
-        root.send(source, FrameHeader.create({ step: 1 }), 1), receivers[0].receive(new Float32Array(4096), 1), receivers[1].receive(target, 1),
-      ]);
+      const pending = receivers[1].receive(target, 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const [, , meta] = await Promise.all([root.send(source, FrameHeader.create({ step: 1 }), 1), receivers[0].receive(new Float32Array(4096), 1), pending]);
       expect(bytesOfArray(target).equals(bytesOfArray(source))).toBe(true);
       expect(meta.step).toBe(1);
       expect(receivers[1].stats.rejectedByReason).toEqual({ "bad-checksum": 1, "wrong-length": 1 });

@@ -129,7 +129,13 @@ describe("RingAllReduce bad input", () => {
       await new Promise((resolve) => setTimeout(resolve, 100));
 
       const inputs = rings.map((_, r) => randomValues(length, 70 + r));
-      const outputs = await allReduceAll(rings, inputs, step);
+      // Rank 1 starts first, so it works through the queued frames before a real chunk can
+      // arrive: ZeroMQ reads its pipes in turn, and a shared-memory doorbell may announce all
+      // of a segment's chunks at once, so the operation could otherwise end with frames unread.
+      const outputs = inputs.map((x) => Float32Array.from(x));
+      const pending = target.allReduce(outputs[1], step);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      await Promise.all([rings[0].allReduce(outputs[0], step), rings[2].allReduce(outputs[2], step), pending]);
       expectCloseToSum(outputs[0], inputs);
       expectBitwiseEqual(outputs);
 
