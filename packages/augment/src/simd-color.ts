@@ -1,9 +1,9 @@
 /**
  * The colour ops of color-ops.ts as hand-assembled WebAssembly SIMD kernels, with the
- * same arithmetic as the scalar code (which stays the reference and the fallback):
- * WebAssembly's f32 and f64 operations round like Math.fround and JS doubles, and never
- * contract a multiply-add, so evaluating PIL's formulas in the same order gives the same
- * bits. Exported functions, on interleaved RGB at byte offsets of the imported memory:
+ * same results as the scalar code (which stays the reference and the fallback):
+ * WebAssembly's f32 operations round like Math.fround and never contract a multiply-add,
+ * so evaluating PIL's float32 formulas in the same order gives the same bits (the hue
+ * kernel's float32 replacements of PIL's double steps are checked exhaustively). Exported functions, on interleaved RGB at byte offsets of the imported memory:
  * - blend(ptr, bytes, constant, alpha): Image.blend(constant, x, alpha) per sample, in
  *   place (brightness: constant 0; contrast: constant = the luma mean);
  * - lumaSum(ptr, pixels) → Σ PIL luma;
@@ -18,7 +18,7 @@
  */
 
 import {
-  F32, I32, V128, f32c, f64c, get, set, i32c, increment, kernelInstantiator, kernelModule, KernelLocals, simdOp as v, v128Const, v128Load, v128Store, wasmOp as op, whileNot,
+  F32, I32, V128, f32c, get, set, i32c, increment, kernelInstantiator, kernelModule, KernelLocals, simdOp as v, v128Const, v128Load, v128Store, wasmOp as op, whileNot,
   type KernelFunction,
 } from "./wasm-encoding";
 
@@ -26,7 +26,6 @@ const Z = 16; // a lane index into the zero vector (second shuffle operand)
 const zero = v128Const(Array<number>(16).fill(0));
 const splat32 = (value: number) => v.i32x4Splat(i32c(value));
 const splatF32 = (value: number) => v.f32x4Splat(f32c(value));
-const splatF64 = (value: number) => v.f64x2Splat(f64c(value));
 
 /** Channel c (0..2) of the 4 pixels in `pixels` (16 loaded bytes) as i32x4. */
 const channel = (pixels: number[], c: number) => v.i8x16Shuffle(pixels, zero, [c, Z, Z, Z, c + 3, Z, Z, Z, c + 6, Z, Z, Z, c + 9, Z, Z, Z]);
@@ -149,43 +148,28 @@ function grayKernel(): KernelFunction {
 }
 
 /**
- * hue(src, dst, pixels, shift): color-ops.ts' shiftHue on 4 pixels per step. PIL's rgb2hsv
- * (float32 quotients, 8-bit H and S) and hsv2rgb (i, f, fs as PIL, p / q / t in double)
- * with the double steps on the two f64x2 halves of each group of four.
+ * hue(src, dst, pixels, shift): color-ops.ts' shiftHue on 4 pixels per step: PIL's rgb2hsv
+ * (float32 quotients, 8-bit H and S) and hsv2rgb (i, f, fs as PIL, then p, q, t), all in
+ * float32. PIL computes some of these steps in double; the float32 steps here give the
+ * same bytes for every input, as checked exhaustively (see the comments and tests).
  */
 function hueKernel(): KernelFunction {
   const params = { src: 0, dst: 1, pixels: 2, shift: 3 };
   const L = new KernelLocals(4);
-  const [loaded, r, g, b, maxc, crF, rc, gc, bc, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp] = Array.from({ length: 19 }, () => L.v128());
+  const [loaded, r, g, b, maxc, vF, crF, rc, gc, bc, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp] = Array.from({ length: 20 }, () => L.v128());
   const [hue8, sat8, pOut, xOut] = [L.v128(), L.v128(), L.v128(), L.v128()];
   const i32s = (value: number) => L.constant(splat32(value));
   const f32s = (value: number) => L.constant(splatF32(value));
-  const f64s = (value: number) => L.constant(splatF64(value));
   const shiftV = L.constant(v.i32x4Splat(get(params.shift)));
 
-  /** Lanes 2, 3 of a 32-bit-lane vector moved to lanes 0, 1 (the f64x2 conversions read the low half). */
-  const half = (x: number[], which: number) => (which === 0 ? x : v.i8x16Shuffle(x, x, [8, 9, 10, 11, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15]));
-  const f64OfF32 = (x: number[], which: number) => v.f64x2PromoteLowF32x4(half(x, which));
-  const f64OfI32 = (x: number[], which: number) => v.f64x2ConvertLowI32x4S(half(x, which));
-  /** An i32x4 lane mask's half `which` widened to an f64x2 lane mask. */
-  const mask64 = (m: number[], which: number) =>
-    v.i8x16Shuffle(m, m, which === 0 ? [0, 1, 2, 3, 0, 1, 2, 3, 4, 5, 6, 7, 4, 5, 6, 7] : [8, 9, 10, 11, 8, 9, 10, 11, 12, 13, 14, 15, 12, 13, 14, 15]);
   /**
-   * Two f64x2 halves → one i32x4 of their values rounded to integers (in [0, 2^31)):
-   * adding 2^52 rounds to the nearest integer (ties to even) and leaves it in the low 32
-   * bits of each double. PIL rounds half up, but p, q and t are never exact halves (see
-   * the test), so both roundings agree.
+   * y (in [0, 2^22)) rounded to the nearest integer, ties to even, as i32x4: adding 2^23 in
+   * float32 leaves the integer in the low mantissa bits. PIL rounds p, q and t half up in
+   * double; this float32 arithmetic gives the same integers for every (s, v, h) (see the
+   * test, which checks all of them).
    */
-  const joinRounded = (lo: number[], hi: number[]) => v.i8x16Shuffle(v.f64x2Add(lo, f64s(2 ** 52)), v.f64x2Add(hi, f64s(2 ** 52)), [0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27]);
+  const rounded = (y: number[]) => v.i32x4Sub(v.f32x4Add(y, f32s(2 ** 23)), i32s(0x4b000000));
   const quotient = (numerator: number[]) => v.f32x4Div(v.f32x4ConvertI32x4S(numerator), get(crF));
-  /** v·(1 − fs) for one half: hsv2rgb's p before rounding. */
-  const pHalf = (which: number) => v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), f64OfF32(get(fs), which)));
-  /** v·(1 − fs·f') with f' = f in odd sectors, 1 − f in even ones, for one half: q or t before rounding. */
-  const xHalf = (which: number) => {
-    const f = f64OfF32(get(fraction), which);
-    const sectorFraction = v.v128Bitselect(f, v.f64x2Sub(f64s(1), f), mask64(get(odd), which));
-    return v.f64x2Mul(f64OfI32(get(maxc), which), v.f64x2Sub(f64s(1), v.f64x2Mul(f64OfF32(get(fs), which), sectorFraction)));
-  };
   const sectorIs = Array.from({ length: 6 }, () => L.v128());
   const either = (k1: number, k2: number) => v.v128Or(get(sectorIs[k1]), get(sectorIs[k2]));
   /** A channel that is v where `whereV`, else x where `whereX`, else p; v for gray pixels. */
@@ -225,8 +209,11 @@ function hueKernel(): KernelFunction {
     ...setLocal(sector, v.v128AndNot(get(sector), v.i32x4Eq(get(sector), i32s(6)))), // i % 6: only i = 6 (h = 255) wraps
     ...setLocal(fs, v.f32x4Div(v.f32x4ConvertI32x4S(get(sat8)), f32s(255))),
     ...setLocal(odd, v.i32x4ShrS(v.i32x4Shl(get(sector), i32c(31)), i32c(31))),
-    ...setLocal(pOut, joinRounded(pHalf(0), pHalf(1))),
-    ...setLocal(xOut, joinRounded(xHalf(0), xHalf(1))),
+    // p = round(v·(1 − fs)); q or t = round(v·(1 − fs·f')) with f' = f in odd sectors, 1 − f in even ones.
+    ...setLocal(vF, v.f32x4ConvertI32x4S(get(maxc))),
+    ...setLocal(pOut, rounded(v.f32x4Mul(get(vF), v.f32x4Sub(f32s(1), get(fs))))),
+    ...setLocal(temp, v.v128Bitselect(get(fraction), v.f32x4Sub(f32s(1), get(fraction)), get(odd))),
+    ...setLocal(xOut, rounded(v.f32x4Mul(get(vF), v.f32x4Sub(f32s(1), v.f32x4Mul(get(fs), get(temp)))))),
     ...sectorIs.flatMap((local, k) => setLocal(local, v.i32x4Eq(get(sector), k === 0 ? zero : i32s(k)))),
     // Sectors 0..5 place (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q); x is q or t.
     ...packPixels(place(either(0, 5), either(1, 4)), place(either(1, 2), either(0, 3)), place(either(3, 4), either(2, 5))),

@@ -64,11 +64,9 @@ export function kernelInstantiator(build: () => Uint8Array): (memory: WebAssembl
 }
 
 export const F32 = 0x7d;
-export const F64 = 0x7e;
 
-/** f32.const / f64.const (little-endian IEEE bytes). */
+/** f32.const (little-endian IEEE bytes). */
 export const f32c = (value: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)];
-export const f64c = (value: number): number[] => [0x44, ...new Uint8Array(Float64Array.of(value).buffer)];
 
 /**
  * The SIMD instructions of the newer kernels as stack-expression builders: each takes
@@ -83,24 +81,14 @@ export const simdOp = {
   i8x16Shuffle: (a: number[], b: number[], lanes: number[]) => [...a, ...b, ...simd(0x0d, ...lanes)],
   i32x4Splat: op(0x11),
   f32x4Splat: op(0x13),
-  f64x2Splat: op(0x14),
   i32x4Eq: op(0x37),
   i32x4LtS: op(0x39),
   f32x4Lt: op(0x43),
-  f64x2Gt: op(0x4a),
-  f64x2Ge: op(0x4c),
   v128And: op(0x4e),
   v128AndNot: op(0x4f),
   v128Or: op(0x50),
   v128Bitselect: op(0x52),
-  f32x4DemoteF64x2Zero: op(0x5e),
-  f64x2PromoteLowF32x4: op(0x5f),
   i8x16NarrowI16x8U: op(0x66),
-  i8x16SubSatU: op(0x73),
-  i8x16MinU: op(0x77),
-  i8x16MaxU: op(0x79),
-  f64x2Ceil: op(0x74),
-  f64x2Trunc: op(0x7a),
   i16x8NarrowI32x4S: op(0x85),
   i16x8ExtendLowI8x16U: op(0x89),
   i16x8ExtendHighI8x16U: op(0x8a),
@@ -118,14 +106,8 @@ export const simdOp = {
   f32x4Sub: op(0xe5),
   f32x4Mul: op(0xe6),
   f32x4Div: op(0xe7),
-  f64x2Add: op(0xf0),
-  f64x2Sub: op(0xf1),
-  f64x2Mul: op(0xf2),
-  f64x2Div: op(0xf3),
   i32x4TruncSatF32x4S: op(0xf8),
   f32x4ConvertI32x4S: op(0xfa),
-  i32x4TruncSatF64x2SZero: op(0xfc),
-  f64x2ConvertLowI32x4S: op(0xfe),
 };
 
 /** v128.load / v128.store at `offset` bytes past the address operand. */

@@ -89,25 +89,25 @@ describe("WebAssembly SIMD colour kernels equal the scalar reference", () => {
     }
   });
 
-  it("hsv2rgb's p, q and t are never exact halves, so the kernel's round-half-even equals PIL's round()", () => {
-    // Every (S, V, shifted H) the hue pass can meet, with hsv2rgb's double arithmetic.
-    const { fround: f32, floor } = Math; // local aliases: the test realm's Math calls are slow in this hot loop
-    const isHalf = (y: number) => y - floor(y) === 0.5;
-    let ties = 0;
+  it("hsv2rgb's p, q and t in float32, rounded half to even (the hue kernel's way), equal PIL's double arithmetic for every (S, V, H)", () => {
+    const { fround: f32, floor, round } = Math; // local aliases: the test realm's Math calls are slow in this hot loop
+    const rounded = (y: number) => f32(f32(y + 2 ** 23) - 2 ** 23);
+    let mismatches = 0;
     let checked = 0;
     for (let s = 0; s < 256; s++) {
       const fs = f32(s / 255.0);
-      for (let v = 0; v < 256; v++) if (isHalf(v * (1.0 - fs))) ties++;
+      for (let v = 0; v < 256; v++) if (rounded(f32(v * f32(1 - fs))) !== round(v * (1.0 - fs))) mismatches++;
       for (let h = 0; h < 256; h++) {
         const h6 = (h * 6.0) / 255.0;
         const f = f32(h6 - floor(h6));
-        const sectorFraction = (floor(h6) % 6) & 1 ? f : 1.0 - f;
-        const scale = 1.0 - fs * sectorFraction;
-        for (let v = 0; v < 256; v++, checked++) if (isHalf(v * scale)) ties++;
+        const odd = (floor(h6) % 6) & 1;
+        const pil = 1.0 - fs * (odd ? f : 1.0 - f);
+        const kernel = f32(1 - f32(fs * (odd ? f : f32(1 - f))));
+        for (let v = 0; v < 256; v++, checked++) if (rounded(f32(v * kernel)) !== round(v * pil)) mismatches++;
       }
     }
     expect(checked).toBe(1 << 24);
-    expect(ties).toBe(0);
+    expect(mismatches).toBe(0);
   });
 
   it("hue: shiftHue on every hue-table entry, grays, black and white, for shifts across the byte range", () => {
