@@ -16,9 +16,9 @@
  * that comes back around depends on them), so the caller may reuse the array immediately.
  *
  * Same host (every endpoint ipc://): payloads go through SharedMemoryFiles instead, and
- * ZeroMQ carries only the header as a doorbell, which announces a run of whole chunks (up to
- * SHARED_MEMORY_RUN_BYTES) (one ZeroMQ round trip per run, not per chunk: with
- * many members on few cores, process wake-ups cost as much as the bytes). During
+ * ZeroMQ carries only the header as a doorbell. A doorbell announces a run of whole chunks, up
+ * to SHARED_MEMORY_RUN_BYTES: one ZeroMQ round trip per run, not per chunk, because with many
+ * members on few cores process wake-ups cost as much as the bytes. During
  * reduce-scatter the receiver streams the sender's file through the kernels' scratch block by
  * block (shared-memory-chunks.ts), adding its share and writing the sums to its own file;
  * during all-gather every rank reads a finished segment straight from its owner's file and
