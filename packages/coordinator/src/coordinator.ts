@@ -121,6 +121,7 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
     await server.sendTo(rank, { welcome: { rank, worldSize: world, configJson, ringEndpoints, broadcastEndpoints } });
   }
   // The workers build their sessions while the weights are drawn (seconds for large models).
+  const drawing = performance.now();
   const state = new TrainingState(config, !start);
   const { student, teacher, adamw, center } = state;
   if (start) restoreTrainingState(state, start);
@@ -129,6 +130,7 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   for (let rank = 0; rank < world; rank++) {
     await server.sendTo(rank, { initialState: { step: start?.step ?? 0 } }, [student.data, teacher.data, center, ...(start ? optimizerFrames(adamw.state()) : [])]);
   }
+  log.info({ step: start?.step ?? 0, ms: Math.round(performance.now() - drawing) }, start ? "checkpoint state sent" : "initial weights drawn and sent");
   for (let rank = 0; rank < world; rank++) {
     const ready = await server.next("ready", `worker ${rank} to load the model and data`, run.connectTimeoutMs + config.stepTimeoutMs, rank);
     const size = ready.envelope.ready?.datasetSize;

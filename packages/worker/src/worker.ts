@@ -95,6 +95,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const center = teacherAndCenter.subarray(student.size);
     const rankLog = log.child({ rank });
     rankLog.info({ world }, "welcome");
+    const welcomed = performance.now();
 
     let currentStep = 0;
     link.startHeartbeats(config.heartbeatTimeoutMs, () => ({ heartbeat: { rank, step: currentStep } }));
@@ -141,6 +142,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       // A fresh run starts frozen; a run resumed past the frozen epochs switches at its first step.
       firstStepLastLayerFrozen: config.freezeLastLayer > 0,
     });
+    rankLog.info({ ms: Math.round(performance.now() - welcomed) }, "set up, waiting for the initial state");
     // Sent after the Welcome: the coordinator drew the weights while this worker set up.
     const stateMessage = await link.next("the coordinator's initial training state", options.connectTimeoutMs + config.heartbeatTimeoutMs);
     if (!stateMessage.envelope.initialState) throw unexpected(stateMessage, "the initial state");
