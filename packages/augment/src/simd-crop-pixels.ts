@@ -1,8 +1,8 @@
 /**
  * One crop's pixels in a WebAssembly memory, worked on by the SIMD kernels of
- * simd-color.ts and simd-normalize.ts: the colour jitter and grayscale in place, then the
- * tensor write into float32 planes that are copied into the batch. Same results as
- * color-ops.ts and normalize.ts (the scalar reference), op by op.
+ * simd-color.ts and simd-normalize.ts: the colour jitter and grayscale (alternating
+ * between two buffers), then the tensor write into float32 planes that are copied into
+ * the batch. Same results as color-ops.ts and normalize.ts (the scalar reference), op by op.
  */
 
 import { JitterOp, type ColorJitterParams } from "./crop-plan";

@@ -157,8 +157,10 @@ export function kernelModule(functions: KernelFunction[]): Uint8Array {
 
 /**
  * Locals of one kernel function, declared as they are asked for, and its loop-invariant
- * vector constants: V8 does not hoist a splat out of a loop, so each one is computed
- * once into a local before the loop (`preamble`) and read from there.
+ * vectors (splats of constants or parameters), each computed once into a local before the
+ * loop (`preamble`). V8's optimizing compiler re-materialises the constant ones at their
+ * uses anyway (measured: keeping them in memory or opaque locals was no faster), so this
+ * is for the parameter splats and for readable kernels.
  */
 export class KernelLocals {
   private readonly types: number[] = [];
