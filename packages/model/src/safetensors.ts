@@ -179,14 +179,18 @@ export interface TensorToWrite {
   data: TensorData;
 }
 
-/** Serialises tensors (in the map's order) and string metadata to safetensors bytes. */
-export function encodeSafetensors(
+/**
+ * A safetensors file as its parts: the 8-byte header length with the JSON header, then each
+ * tensor's bytes as a view of its data (no copy), in the map's order. Writing the parts one
+ * after the other gives the file; a checkpoint of a large model is never assembled in memory.
+ */
+export function safetensorsParts(
   tensors: ReadonlyMap<string, TensorToWrite> | Iterable<[string, TensorToWrite]>,
   metadata?: Record<string, string>,
-): Buffer {
+): Uint8Array[] {
   const header: Record<string, unknown> = {};
   if (metadata && Object.keys(metadata).length > 0) header.__metadata__ = { ...metadata };
-  const parts: { data: TensorData }[] = [];
+  const parts: Uint8Array[] = [];
   let offset = 0;
   for (const [name, tensor] of tensors) {
     if (name === "__metadata__") throw new Error(`"__metadata__" is reserved and cannot name a tensor`);
@@ -199,7 +203,7 @@ export function encodeSafetensors(
     }
     const dtype = dtypeOf(tensor.data);
     header[name] = { dtype, shape: [...tensor.shape], data_offsets: [offset, offset + tensor.data.byteLength] };
-    parts.push({ data: tensor.data });
+    parts.push(new Uint8Array(tensor.data.buffer, tensor.data.byteOffset, tensor.data.byteLength));
     offset += tensor.data.byteLength;
   }
   let json = JSON.stringify(header);
@@ -207,16 +211,18 @@ export function encodeSafetensors(
   const jsonBytes = Buffer.byteLength(json, "utf8");
   json += " ".repeat((8 - ((8 + jsonBytes) % 8)) % 8);
   const headerBytes = Buffer.from(json, "utf8");
+  const prefix = Buffer.allocUnsafe(8 + headerBytes.length);
+  prefix.writeBigUInt64LE(BigInt(headerBytes.length), 0);
+  headerBytes.copy(prefix, 8);
+  return [prefix, ...parts];
+}
 
-  const out = Buffer.alloc(8 + headerBytes.length + offset);
-  out.writeBigUInt64LE(BigInt(headerBytes.length), 0);
-  headerBytes.copy(out, 8);
-  let position = 8 + headerBytes.length;
-  for (const { data } of parts) {
-    out.set(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), position);
-    position += data.byteLength;
-  }
-  return out;
+/** Serialises tensors (in the map's order) and string metadata to safetensors bytes. */
+export function encodeSafetensors(
+  tensors: ReadonlyMap<string, TensorToWrite> | Iterable<[string, TensorToWrite]>,
+  metadata?: Record<string, string>,
+): Buffer {
+  return Buffer.concat(safetensorsParts(tensors, metadata));
 }
 
 /** Writes tensors and optional string metadata to `path` (through a temporary file, so a crash leaves no half file). */

@@ -7,13 +7,15 @@ import * as fs from "node:fs";
 import { basename, dirname, join } from "node:path";
 import { scratchName, TEMPORARY_PREFIX } from "./layout";
 
-/** Creates `path` (it must not exist), writes all of `data` and fsyncs it. */
-export function writeFileDurably(path: string, data: Uint8Array | string): void {
-  const bytes = typeof data === "string" ? Buffer.from(data, "utf8") : data;
+/** Creates `path` (it must not exist), writes all of `data` (parts one after the other) and fsyncs it. */
+export function writeFileDurably(path: string, data: Uint8Array | readonly Uint8Array[] | string): void {
+  const parts = typeof data === "string" ? [Buffer.from(data, "utf8")] : data instanceof Uint8Array ? [data] : data;
   const fd = fs.openSync(path, "wx");
   try {
-    let written = 0;
-    while (written < bytes.byteLength) written += fs.writeSync(fd, bytes, written, bytes.byteLength - written);
+    for (const bytes of parts) {
+      let written = 0;
+      while (written < bytes.byteLength) written += fs.writeSync(fd, bytes, written, bytes.byteLength - written);
+    }
     fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);

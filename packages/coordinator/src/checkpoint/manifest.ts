@@ -18,12 +18,16 @@ export interface Manifest {
   files: Record<string, ManifestEntry>;
 }
 
-export function sha256Hex(bytes: Uint8Array): string {
-  return createHash("sha256").update(bytes).digest("hex");
+export function sha256Hex(bytes: Uint8Array | readonly Uint8Array[]): string {
+  const hash = createHash("sha256");
+  for (const part of bytes instanceof Uint8Array ? [bytes] : bytes) hash.update(part);
+  return hash.digest("hex");
 }
 
-export function manifestEntry(bytes: Uint8Array): ManifestEntry {
-  return { bytes: bytes.byteLength, sha256: sha256Hex(bytes) };
+/** Size and hash of a file's bytes, given whole or as the parts written one after the other. */
+export function manifestEntry(bytes: Uint8Array | readonly Uint8Array[]): ManifestEntry {
+  const size = bytes instanceof Uint8Array ? bytes.byteLength : bytes.reduce((sum, part) => sum + part.byteLength, 0);
+  return { bytes: size, sha256: sha256Hex(bytes) };
 }
 
 /** Parses manifest.json bytes; returns the manifest or the problem. */

@@ -7,7 +7,7 @@
  */
 import * as fs from "node:fs";
 import { join } from "node:path";
-import { encodeSafetensors, type ParamStore, type TensorToWrite } from "@dino-coord/model";
+import { safetensorsParts, type ParamStore, type TensorToWrite } from "@dino-coord/model";
 import { fsyncDirectory, replaceFileAtomically, writeFileDurably } from "./durable-files";
 import {
   CENTER_FILE,
@@ -87,12 +87,12 @@ export function writeCheckpoint(runDir: string, state: TrainingState): string {
   fs.mkdirSync(temporary);
   try {
     const manifest: Manifest = { format: MANIFEST_FORMAT, formatVersion: 1, files: {} };
-    const put = (file: string, bytes: Uint8Array): void => {
+    const put = (file: string, bytes: Uint8Array | readonly Uint8Array[]): void => {
       writeFileDurably(join(temporary, file), bytes);
       manifest.files[file] = manifestEntry(bytes);
     };
     const tensorFile = (file: string, tensors: Map<string, TensorToWrite>, metadata?: Record<string, string>): void => {
-      put(file, encodeSafetensors(tensors, metadata));
+      put(file, safetensorsParts(tensors, metadata));
     };
     const network = (store: ParamStore): Map<string, TensorToWrite> => store.toTensorMap();
     tensorFile(STUDENT_FILE, network(state.student), networkMetadata("student", state));
