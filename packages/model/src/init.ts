@@ -4,7 +4,7 @@
  * counter-based generator so every process gets the same weights from the same seed.
  */
 import { ParamSpec, ParamStore } from "./param-store";
-import { normalAt, randomKey, RandomKey, uniformAt } from "./random";
+import { fillNormal, fillUniform, normalAt, randomKey, RandomKey } from "./random";
 
 export type InitKind =
   /** Normal(0, std) truncated to [−bound, bound] (absolute; the reference's trunc_normal_ uses ±2). */
@@ -27,18 +27,26 @@ function nameHash(name: string): number {
 /** Resampling draws of a truncated normal are rejected with probability ≈ 0 for std 0.02, bound 2; cap it anyway. */
 const MAX_RESAMPLES = 1000;
 
+/** Draws are made a piece at a time into this float64 scratch (the values before rounding to float32). */
+const draws = new Float64Array(4096);
+
 function fillTruncatedNormal(out: Float32Array, std: number, bound: number, keyOf: (attempt: number) => RandomKey, name: string): void {
   if (!(std > 0) || !(bound > 0)) throw new RangeError(`parameter "${name}": normal init needs std > 0 and bound > 0`);
   const firstKey = keyOf(0);
-  for (let i = 0; i < out.length; i++) {
-    let value = std * normalAt(firstKey, i);
-    for (let attempt = 1; Math.abs(value) > bound; attempt++) {
-      if (attempt > MAX_RESAMPLES) {
-        throw new RangeError(`parameter "${name}": truncated normal (std ${std}, bound ${bound}) keeps rejecting`);
+  for (let start = 0; start < out.length; start += draws.length) {
+    const count = Math.min(draws.length, out.length - start);
+    fillNormal(firstKey, draws.subarray(0, count), start);
+    for (let j = 0; j < count; j++) {
+      const i = start + j;
+      let value = std * draws[j];
+      for (let attempt = 1; Math.abs(value) > bound; attempt++) {
+        if (attempt > MAX_RESAMPLES) {
+          throw new RangeError(`parameter "${name}": truncated normal (std ${std}, bound ${bound}) keeps rejecting`);
+        }
+        value = std * normalAt(keyOf(attempt), i);
       }
-      value = std * normalAt(keyOf(attempt), i);
+      out[i] = value;
     }
-    out[i] = value;
   }
 }
 
@@ -72,7 +80,11 @@ export function initParams(store: ParamStore, initOf: (spec: ParamSpec) => InitK
         if (!(init.fanIn > 0)) throw new RangeError(`parameter "${spec.name}": uniform init needs fanIn > 0`);
         const bound = 1 / Math.sqrt(init.fanIn);
         const key = randomKey(seed, INIT_STREAM, hash);
-        for (let i = 0; i < out.length; i++) out[i] = (2 * uniformAt(key, i) - 1) * bound;
+        for (let start = 0; start < out.length; start += draws.length) {
+          const count = Math.min(draws.length, out.length - start);
+          fillUniform(key, draws.subarray(0, count), start);
+          for (let j = 0; j < count; j++) out[start + j] = (2 * draws[j] - 1) * bound;
+        }
         break;
       }
     }

@@ -9,6 +9,8 @@
  * parts; the element index fills the 2 lower counter words.
  */
 
+import { philoxUnits, UNIT_PAIRS_PER_CALL } from "./simd/philox-kernel";
+
 // Local bindings: under jest's vm sandbox every global lookup (Math) goes through a slow
 // interceptor, which made the hot loop ~40× slower than in plain Node.
 const { floor, imul, sqrt, log, cos, PI } = Math;
@@ -136,14 +138,46 @@ export function normalAt(key: RandomKey, index: number): number {
   return sqrt(-2 * log(1 - u1)) * cos(2 * PI * u2);
 }
 
+/**
+ * Runs `fill(units, offset, count)` over [0, length) in pieces, where units[2j], units[2j + 1]
+ * are the uniforms (u1, u2) of element firstIndex + offset + j, from the WebAssembly block
+ * function; returns false (nothing done) where it is unavailable.
+ */
+function withUnitPairs(key: RandomKey, firstIndex: number, length: number, fill: (units: Float64Array, offset: number, count: number) => void): boolean {
+  const kernel = wasmPhilox ? philoxUnits() : null;
+  if (!kernel) return false;
+  for (let offset = 0; offset < length; ) {
+    const index = firstIndex + offset;
+    const low = lowWord(index);
+    // Pieces stop where the low counter word would wrap into the high one.
+    const count = Math.min(length - offset, UNIT_PAIRS_PER_CALL, TWO_POW_32 - low);
+    fill(kernel.unitPairs(count, low, highWord(index), key.c2, key.c3, key.k0, key.k1), offset, count);
+    offset += count;
+  }
+  return true;
+}
+
 /** out[i] = uniformAt(key, firstIndex + i). */
 export function fillUniform(key: RandomKey, out: Float32Array | Float64Array, firstIndex = 0): void {
   checkInteger(firstIndex, "firstIndex");
-  for (let i = 0; i < out.length; i++) out[i] = uniformAt(key, firstIndex + i);
+  const done = withUnitPairs(key, firstIndex, out.length, (units, offset, count) => {
+    for (let j = 0; j < count; j++) out[offset + j] = units[2 * j];
+  });
+  if (!done) for (let i = 0; i < out.length; i++) out[i] = uniformAt(key, firstIndex + i);
 }
 
 /** out[i] = normalAt(key, firstIndex + i). */
 export function fillNormal(key: RandomKey, out: Float32Array | Float64Array, firstIndex = 0): void {
   checkInteger(firstIndex, "firstIndex");
-  for (let i = 0; i < out.length; i++) out[i] = normalAt(key, firstIndex + i);
+  const done = withUnitPairs(key, firstIndex, out.length, (units, offset, count) => {
+    for (let j = 0; j < count; j++) out[offset + j] = sqrt(-2 * log(1 - units[2 * j])) * cos(2 * PI * units[2 * j + 1]);
+  });
+  if (!done) for (let i = 0; i < out.length; i++) out[i] = normalAt(key, firstIndex + i);
+}
+
+let wasmPhilox = true;
+
+/** Turns the WebAssembly block function off or on for later fills; for tests that compare both paths. */
+export function setWasmPhilox(enabled: boolean): void {
+  wasmPhilox = enabled;
 }

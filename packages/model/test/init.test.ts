@@ -1,3 +1,4 @@
+import { setWasmPhilox } from "../src/random";
 import { initParams, InitKind, referenceInitOf } from "../src/init";
 import { decayOf, ParamSpec, ParamStore } from "../src/param-store";
 
@@ -141,6 +142,19 @@ describe("referenceInitOf (the reference ViT/DINO head rules)", () => {
     expect(Math.max(...store.view("backbone.patch_embed.proj.bias").map(Math.abs))).toBeLessThanOrEqual(1 / Math.sqrt(48));
     expect(Array.from(store.view("head.last_layer.weight_g")).every((v) => v === 1)).toBe(true);
     expect(Array.from(store.view("backbone.norm.bias")).every((v) => v === 0)).toBe(true);
+  });
+
+  it("draws the same weights with and without the WebAssembly block function", () => {
+    const fast = new ParamStore(VIT_SPECS);
+    initParams(fast, initOf, 5);
+    setWasmPhilox(false);
+    const slow = new ParamStore(VIT_SPECS);
+    try {
+      initParams(slow, initOf, 5);
+    } finally {
+      setWasmPhilox(true);
+    }
+    expect(fast.data).toEqual(slow.data);
   });
 
   it("names a parameter it has no rule for", () => {

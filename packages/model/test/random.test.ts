@@ -1,6 +1,7 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
-import { fillNormal, fillUniform, normalAt, philox4x32, randomKey, uniformAt } from "../src/random";
+import { fillNormal, fillUniform, normalAt, philox4x32, randomKey, setWasmPhilox, uniformAt } from "../src/random";
+import { philoxUnits } from "../src/simd/philox-kernel";
 
 function hex(words: Uint32Array): string[] {
   return Array.from(words, (w) => w.toString(16).padStart(8, "0"));
@@ -49,7 +50,9 @@ describe("counter-based uniforms and normals", () => {
     const fs = require("fs") as typeof import("fs");
     const source = fs.readFileSync(path.join(__dirname, "..", "src", "random.ts"), "utf8");
     const js = ts.transpileModule(source, { compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022 } }).outputText;
-    const child = `const m = {exports: {}}; new Function("module", "exports", "require", ${JSON.stringify(js)})(m, m.exports, require);
+    // uniformAt / normalAt do not use the WebAssembly kernel random.ts imports for bulk fills.
+    const child = `const m = {exports: {}}; const req = (p) => p === "./simd/philox-kernel" ? { philoxUnits: () => null } : require(p);
+      new Function("module", "exports", "require", ${JSON.stringify(js)})(m, m.exports, req);
       const r = m.exports; const k = r.randomKey(31, 4, 9, 2);
       process.stdout.write(JSON.stringify([r.uniformAt(k, 77), r.normalAt(k, 78)]));`;
     const out = JSON.parse(execFileSync(process.execPath, ["-e", child], { encoding: "utf8" }));
@@ -113,5 +116,31 @@ describe("counter-based uniforms and normals", () => {
 
   it("rejects non-integer key parts", () => {
     expect(() => randomKey(1.5)).toThrow(/safe integer/);
+  });
+});
+
+describe("the WebAssembly block function behind fillUniform / fillNormal", () => {
+  afterEach(() => setWasmPhilox(true));
+
+  it("gives the JS path's bits, across pieces and where the low counter word wraps into the high one", () => {
+    const key = randomKey(11, 3, 0x7fffffff);
+    for (const [first, length] of [[0, 10_000], [2 ** 32 - 5, 10], [2 ** 40 + 3, 4097]]) {
+      const fast = { u: new Float64Array(length), n: new Float64Array(length) };
+      fillUniform(key, fast.u, first);
+      fillNormal(key, fast.n, first);
+      setWasmPhilox(false);
+      const slow = { u: new Float64Array(length), n: new Float64Array(length) };
+      fillUniform(key, slow.u, first);
+      fillNormal(key, slow.n, first);
+      setWasmPhilox(true);
+      expect(fast.u).toEqual(slow.u);
+      expect(fast.n).toEqual(slow.n);
+      expect(fast.u[length - 1]).toBe(uniformAt(key, first + length - 1));
+    }
+  });
+
+  it("refuses a piece whose low counter word would wrap", () => {
+    expect(philoxUnits()).not.toBeNull();
+    expect(() => philoxUnits()!.unitPairs(10, 2 ** 32 - 5, 0, 0, 0, 1, 2)).toThrow(/wrap/);
   });
 });
