@@ -8,7 +8,7 @@
  * integer arithmetic or an exact float64 conversion, multiplication by 2^26 or 2^-53 and
  * addition below 2^53, so the values equal the JS path's bit for bit.
  */
-import { name, section, sized, sleb, uleb, vec, wasmApi } from "./wasm-bytes";
+import { f64Bytes, name, section, sized, sleb, sleb64, uleb, vec, wasmApi } from "./wasm-bytes";
 
 /** Counters per call: the output (16 bytes each) fills one 64 KiB wasm page. */
 export const UNIT_PAIRS_PER_CALL = 4096;
@@ -17,21 +17,6 @@ const PHILOX_M0 = 0xd2511f53n;
 const PHILOX_M1 = 0xcd9e8d57n;
 const PHILOX_W0 = 0x9e3779b9;
 const PHILOX_W1 = 0xbb67ae85;
-
-function sleb64(value: bigint): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = Number(value & 0x7fn);
-    value >>= 7n;
-    const done = (value === 0n && (byte & 0x40) === 0) || (value === -1n && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function f64Bytes(value: number): number[] {
-  return [...new Uint8Array(new Float64Array([value]).buffer)];
-}
 
 function buildPhiloxModule(): Uint8Array {
   const op = {

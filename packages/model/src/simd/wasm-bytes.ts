@@ -25,6 +25,23 @@ export function sleb(value: number): number[] {
   }
 }
 
+/** Signed LEB128 of a 64-bit value (i64.const immediates). */
+export function sleb64(value: bigint): number[] {
+  const out: number[] = [];
+  for (;;) {
+    const byte = Number(value & 0x7fn);
+    value >>= 7n;
+    const done = (value === 0n && (byte & 0x40) === 0) || (value === -1n && (byte & 0x40) !== 0);
+    out.push(done ? byte : byte | 0x80);
+    if (done) return out;
+  }
+}
+
+/** The 8 little-endian bytes of a float64 (f64.const immediates). */
+export function f64Bytes(value: number): number[] {
+  return [...new Uint8Array(new Float64Array([value]).buffer)];
+}
+
 export function vec(items: number[][]): number[] {
   return [...uleb(items.length), ...items.flat()];
 }
