@@ -141,7 +141,7 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
 
   const schedules = runSchedules(config, world, itersPerEpoch);
   // What the ring reduces in place; the coordinator contributes zeros.
-  const reduced = new StepBuffer(student, K);
+  const stepBuffer = new StepBuffer(student, K);
   const results: Incoming[] = new Array(world);
   const totalSteps = config.epochs * itersPerEpoch;
   const progress = new Progress(totalSteps, Math.max(1, Math.floor(itersPerEpoch / 4)));
@@ -196,9 +196,9 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
       const checksumRequested = (step + 1) % config.checksumEvery === 0 || step + 1 === totalSteps;
       await server.broadcast(world, { plan: { ...plan, checksumRequested } });
       await collective(server, teacherFeed.send(state.teacherAndCenter, { step }, step));
-      const reducedPart = reduced.reduced(plan.freezeLastLayer);
-      reducedPart.fill(0);
-      await collective(server, ring.allReduce(reducedPart, step));
+      const reduced = stepBuffer.reduced(plan.freezeLastLayer);
+      reduced.fill(0);
+      await collective(server, ring.allReduce(reduced, step));
       let slowest = -1;
       let broadcast = 0;
       let data = 0;
@@ -218,16 +218,16 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
         skipped += r.skippedImages ?? 0;
       }
       const t3 = performance.now();
-      reduced.averageOver(world, plan.freezeLastLayer); // DDP averages gradients (and the loss) over ranks
-      const loss = reduced.loss;
+      stepBuffer.averageOver(world, plan.freezeLastLayer); // DDP averages gradients (and the loss) over ranks
+      const loss = stepBuffer.loss;
       if (!Number.isFinite(loss)) {
         // The state has not been touched by this step yet: it is the last good one.
         const savedTo = save({ step, epoch, iterInEpoch: iter, pinned: true, loss: lastLoss }, sums);
         throw new NonFiniteLossError(step, loss, savedTo);
       }
-      studentUpdate(adamw, student.data, reduced.gradient, { lr: hp.lr, weightDecay: hp.weightDecay, clipGrad: config.clipGrad, epoch, freezeLastLayer: config.freezeLastLayer });
+      studentUpdate(adamw, student.data, stepBuffer.gradient, { lr: hp.lr, weightDecay: hp.weightDecay, clipGrad: config.clipGrad, epoch, freezeLastLayer: config.freezeLastLayer });
       emaTeacher(teacher.data, student.data, hp.momentum);
-      updateCenter(center, reduced.teacherOutputSum, 2 * config.batchSizePerGpu * world, CENTER_MOMENTUM);
+      updateCenter(center, stepBuffer.teacherOutputSum, 2 * config.batchSizePerGpu * world, CENTER_MOMENTUM);
       completed = { step: step + 1, epoch, iterInEpoch: iter + 1, loss, sums: { loss: sums.loss + loss, lr: sums.lr + hp.lr, wd: sums.wd + hp.weightDecay } };
       const t4 = performance.now();
       if (checksumRequested) {

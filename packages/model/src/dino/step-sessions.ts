@@ -23,6 +23,9 @@ export interface StudentStepResult {
   studentOutput?: Float32Array;
 }
 
+/** What the student graph variants are compiled with. */
+type StudentGraphOptions = { device: Device; threads?: number; studentTemp: number; exposeStudentOutput: boolean };
+
 export interface SessionOptions {
   device?: Device;
   threads?: number;
@@ -47,7 +50,7 @@ export class DinoStepSessions {
     readonly config: DinoModelConfig,
     readonly shape: StepShape,
     private readonly teacher: CompiledGraph,
-    private readonly options: Required<SessionOptions>,
+    private readonly options: StudentGraphOptions,
   ) {
     this.teacherOutput = new Float32Array(shape.globalCrops * shape.batchSize * config.outDim);
     this.teacherOutputSum = new Float32Array(config.outDim);
@@ -55,8 +58,8 @@ export class DinoStepSessions {
 
   /** `firstStepLastLayerFrozen`: compile the student variant the first step needs now rather than then. */
   static async create(config: DinoModelConfig, shape: StepShape, options: SessionOptions & { firstStepLastLayerFrozen?: boolean } = {}): Promise<DinoStepSessions> {
-    const { device = { kind: "cpu" }, threads = 0, studentTemp = 0.1, exposeStudentOutput = false, firstStepLastLayerFrozen = false } = options;
-    const teacher = await CompiledGraph.create(buildTeacherGraph(config, shape), device, threads || undefined);
+    const { device = { kind: "cpu" }, threads, studentTemp = 0.1, exposeStudentOutput = false, firstStepLastLayerFrozen = false } = options;
+    const teacher = await CompiledGraph.create(buildTeacherGraph(config, shape), device, threads);
     const sessions = new DinoStepSessions(config, shape, teacher, { device, threads, studentTemp, exposeStudentOutput });
     await sessions.studentVariant(firstStepLastLayerFrozen);
     return sessions;
@@ -67,7 +70,7 @@ export class DinoStepSessions {
     const { device, threads, studentTemp, exposeStudentOutput } = this.options;
     await this.student?.graph.release();
     this.student = undefined;
-    const graph = await CompiledGraph.create(buildStudentStepGraph(this.config, this.shape, { studentTemp, exposeStudentOutput, lastLayerFrozen }), device, threads || undefined);
+    const graph = await CompiledGraph.create(buildStudentStepGraph(this.config, this.shape, { studentTemp, exposeStudentOutput, lastLayerFrozen }), device, threads);
     this.student = { lastLayerFrozen, graph };
     return graph;
   }
