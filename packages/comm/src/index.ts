@@ -18,4 +18,5 @@ export { freeIpcEndpoint, freeTcpEndpoint } from "./endpoints";
 export { RECOMMENDED_PROCESS_ENV } from "./process-env";
 export { RingLayout } from "./ring-layout";
 export { PayloadKernels } from "./payload-kernels";
+export { allocateCollectiveTensor } from "./collective-tensor";
 export { benchAllReduce, benchBroadcast, type BenchOptions, type BenchResult } from "./bench/bench-collectives";

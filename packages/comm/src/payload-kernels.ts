@@ -14,6 +14,9 @@
 /** Bytes at the start of wasm memory where the kernels leave their lane accumulators. */
 const ACCUMULATOR_BYTES = 64;
 const VECTOR_BYTES = 16;
+const PAGE_BYTES = 4096;
+const WASM_PAGE_BYTES = 65536;
+const MAX_WASM_PAGES = 65536;
 
 /** Builds the wasm binary. Opcodes are named so the module can be read and changed here. */
 function buildKernelModule(): Uint8Array {
@@ -190,27 +193,45 @@ export class PayloadKernels {
   readonly maxChunkBytes: number;
   /** Largest block of a stream: STREAM_BLOCK_BYTES, or less for small chunks (a multiple of 16). */
   readonly blockBytes: number;
+  /**
+   * The caller's tensor, when these kernels were made with room for one (allocateCollectiveTensor):
+   * the streaming methods checksum and add its bytes where they lie, without copying them into
+   * the scratch first.
+   */
+  readonly tensor: Float32Array;
   private readonly bytes: Uint8Array;
   private readonly lanes: Uint32Array;
   private readonly regionA: number;
   private readonly regionB: number;
+  private readonly tensorStart: number;
   private readonly checksumLanes: (ptr: number, len: number) => void;
   private readonly addChecksumLanes: (dst: number, src: number, len: number) => void;
 
-  constructor(maxChunkBytes: number) {
+  constructor(maxChunkBytes: number, tensorElements = 0) {
     this.maxChunkBytes = maxChunkBytes;
     const chunkRegion = roundUpToVector(maxChunkBytes);
     this.blockBytes = Math.min(chunkRegion, STREAM_BLOCK_BYTES);
     const regionBytes = chunkRegion + ALIGNMENT_SLACK;
     this.regionA = ACCUMULATOR_BYTES;
     this.regionB = this.regionA + regionBytes;
-    const pages = Math.ceil((this.regionB + regionBytes) / 65536) || 1;
+    // Page-aligned, so the tensor's bytes keep the file offsets' favourable alignment (see SharedMemoryFiles).
+    this.tensorStart = Math.ceil((this.regionB + regionBytes) / PAGE_BYTES) * PAGE_BYTES;
+    const pages = Math.ceil((this.tensorStart + roundUpToVector(tensorElements * 4)) / WASM_PAGE_BYTES);
+    if (pages > MAX_WASM_PAGES) {
+      throw new RangeError(`a collective tensor of ${tensorElements} float32 values does not fit in WebAssembly memory (4 GiB at most)`);
+    }
     const memory = new wasm.Memory({ initial: pages, maximum: pages });
     const instance = new wasm.Instance(kernelModule(), { env: { memory } });
     this.bytes = new Uint8Array(memory.buffer);
     this.lanes = new Uint32Array(memory.buffer, 0, ACCUMULATOR_BYTES / 4);
+    this.tensor = new Float32Array(memory.buffer, this.tensorStart, tensorElements);
     this.checksumLanes = instance.exports.checksumLanes as (ptr: number, len: number) => void;
     this.addChecksumLanes = instance.exports.addChecksumLanes as (dst: number, src: number, len: number) => void;
+  }
+
+  /** Whether `view` lies in this instance's tensor, where the streaming methods use it in place. */
+  holds(view: Uint8Array): boolean {
+    return view.buffer === this.bytes.buffer && view.byteOffset >= this.tensorStart;
   }
 
   /** Checksum of `payload` (any length up to maxChunkBytes). */
@@ -280,24 +301,40 @@ export class PayloadKernels {
    * destination runs a few bytes ahead of the source), so callers pass the file offset.
    */
   blockView(length: number, alignment: number): Uint8Array {
-    if (length > this.blockBytes) throw new RangeError(`block of ${length} bytes exceeds the ${this.blockBytes}-byte stream block`);
+    this.checkBlock(length);
     const start = this.regionA + (alignment & (ALIGNMENT_SLACK - 1));
     return this.bytes.subarray(start, start + length);
   }
 
-  /** Continues the stream's checksum over `view` (a blockView). */
+  /** Continues the stream's checksum over `view` (a blockView, or up to blockBytes of the tensor). */
   checksumBlock(view: Uint8Array): void {
-    this.checksumLanes(view.byteOffset, this.padScratch(view.byteOffset, view.length));
+    if (!this.holds(view)) {
+      this.checksumLanes(view.byteOffset, this.padScratch(view.byteOffset, view.length));
+      return;
+    }
+    this.checkBlock(view.length);
+    // Vectors past the view hold the tensor's next bytes, not zeros: the partial last vector
+    // is checksummed from a zero-padded copy.
+    const whole = wholeVectors(view.length);
+    this.checksumLanes(view.byteOffset, whole);
+    if (whole < view.length) this.checksumLanes(this.regionB, this.load(view.subarray(whole), this.regionB));
   }
 
   /**
    * `view` (a blockView) += `local` as float32, continuing the stream's checksums of the
-   * view before (streamChecksum) and after (streamSumChecksum) the addition.
+   * view before (streamChecksum) and after (streamSumChecksum) the addition. A `local` in the
+   * tensor is read where it lies.
    */
   accumulateBlock(view: Uint8Array, local: Uint8Array): void {
     const padded = this.padScratch(view.byteOffset, view.length);
-    this.load(local, this.regionB);
-    this.addChecksumLanes(view.byteOffset, this.regionB, padded);
+    if (!this.holds(local)) {
+      this.load(local, this.regionB);
+      this.addChecksumLanes(view.byteOffset, this.regionB, padded);
+      return;
+    }
+    const whole = wholeVectors(local.length);
+    this.addChecksumLanes(view.byteOffset, local.byteOffset, whole);
+    if (whole < local.length) this.addChecksumLanes(view.byteOffset + whole, this.regionB, this.load(local.subarray(whole), this.regionB));
   }
 
   /** Checksum of everything streamed (before any addition), `totalBytes` long. */
@@ -308,6 +345,10 @@ export class PayloadKernels {
   /** Checksum of the sums written by accumulateBlock, `totalBytes` long. */
   streamSumChecksum(totalBytes: number): number {
     return foldLanes(this.lanes, 8, totalBytes);
+  }
+
+  private checkBlock(length: number): void {
+    if (length > this.blockBytes) throw new RangeError(`block of ${length} bytes exceeds the ${this.blockBytes}-byte stream block`);
   }
 
   private checkLength(length: number): void {
@@ -332,6 +373,10 @@ export class PayloadKernels {
     this.bytes.fill(0, offset + source.length, offset + padded);
     return padded;
   }
+}
+
+function wholeVectors(bytes: number): number {
+  return bytes - (bytes % VECTOR_BYTES);
 }
 
 function roundUpToVector(bytes: number): number {

@@ -23,7 +23,8 @@
  * block (shared-memory-chunks.ts), adding its share and writing the sums to its own file;
  * during all-gather every rank reads a finished segment straight from its owner's file and
  * only forwards the doorbell. The summation order is the same as over sockets. Nothing is kept
- * referencing the caller's array: its bytes are copied into the file.
+ * referencing the caller's array: its bytes are copied into the file. An array from
+ * allocateCollectiveTensor is checksummed, added and copied where it lies (fewer copies).
  *
  * The coordinator receives the reduced sum by joining the ring as one more member that
  * contributes zeros.
@@ -31,6 +32,7 @@
 import { CollectiveKind, FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
+import { kernelsHolding } from "./collective-tensor";
 import { bytesOf, encodeHeader, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
@@ -169,6 +171,7 @@ export class RingAllReduce {
     // With an empty segment some rank might never open a peer's file before that peer closes it.
     const files = this.sendsShared && values.length >= worldSize ? peerFiles : undefined;
     files?.reserve(values.byteLength);
+    const streamKernels = kernelsHolding(values) ?? kernels;
     /** Sends `payload` (the chunk at byte `start`, received or summed here) as the ring step `ringStep` message. */
     const send = (ringStep: number, chunk: number, payload: Buffer, start: number, checksum: number) => {
       if (files) {
@@ -187,7 +190,7 @@ export class RingAllReduce {
       for (let chunk = 0; chunk < ownChunks; chunk += runChunks) {
         const start = layout.chunkStart(rank, chunk);
         const payload = bytesOf(values, start, layout.chunkEnd(rank, Math.min(chunk + runChunks, ownChunks) - 1));
-        outbox.enqueue([header(0, chunk, payload.length, exportChunk(files, kernels, payload, start * 4), SHARED), EMPTY]);
+        outbox.enqueue([header(0, chunk, payload.length, exportChunk(files, streamKernels, payload, start * 4), SHARED), EMPTY]);
       }
     } else {
       for (let chunk = 0; chunk < ownChunks; chunk++) {
@@ -249,7 +252,7 @@ export class RingAllReduce {
           // The sums go to this rank's file when it sends through shared memory, else into a
           // buffer that becomes the socket payload.
           const sink = files ? "own-file" : Buffer.allocUnsafe(local.length);
-          const result = reduceChunk(peerFiles, kernels, h.senderRank, local, start, h.payloadCrc32, sink);
+          const result = reduceChunk(peerFiles, streamKernels, h.senderRank, local, start, h.payloadCrc32, sink);
           if (result === null || typeof result === "object") {
             inbox.reject(result === null ? new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h) : new FrameRejection(result.reason, result.detail, h));
             continue;
@@ -279,7 +282,7 @@ export class RingAllReduce {
           const target = segmentIsOwn && !files ? Buffer.allocUnsafe(local.length) : local;
           bufferIntact = false;
           const owner = (segment - 1 + worldSize) % worldSize;
-          const result = gatherChunk(peerFiles, kernels, owner, target, start, h.payloadCrc32);
+          const result = gatherChunk(peerFiles, streamKernels, owner, target, start, h.payloadCrc32);
           if (result !== true) {
             inbox.reject(result === false ? new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h) : new FrameRejection(result.reason, result.detail, h));
             continue;

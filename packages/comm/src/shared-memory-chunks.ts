@@ -10,6 +10,9 @@
  * this rank's own file (its next writer rewrites it before any doorbell announces it), a
  * private buffer, or a region of the caller's tensor whose old contents are no longer needed
  * and that the accepted chunk will overwrite (see RingAllReduce.run).
+ *
+ * A tensor from allocateCollectiveTensor lies in the kernels' own memory: its blocks are then
+ * written to and read from the files directly, and checksummed and added where they lie.
  */
 import type { PayloadKernels } from "./payload-kernels";
 import type { SharedMemoryFiles, SharedMemoryReadProblem } from "./shared-memory-files";
@@ -28,11 +31,12 @@ export type SumSink = "own-file" | Uint8Array;
  * rank's file and returns its checksum.
  */
 export function exportChunk(files: SharedMemoryFiles, kernels: PayloadKernels, source: Uint8Array, byteOffset: number): number {
+  const inPlace = kernels.holds(source);
   kernels.startStream();
   for (let start = 0; start < source.length; start += kernels.blockBytes) {
-    const length = Math.min(kernels.blockBytes, source.length - start);
-    const view = kernels.blockView(length, files.alignmentOf(byteOffset + start));
-    view.set(source.subarray(start, start + length));
+    const block = source.subarray(start, Math.min(start + kernels.blockBytes, source.length));
+    const view = inPlace ? block : kernels.blockView(block.length, files.alignmentOf(byteOffset + start));
+    if (!inPlace) view.set(block);
     kernels.checksumBlock(view);
     files.write(view, byteOffset + start);
   }
@@ -69,14 +73,15 @@ export function reduceChunk(
 export function gatherChunk(
   files: SharedMemoryFiles, kernels: PayloadKernels, owner: number, target: Uint8Array, byteOffset: number, expected: number,
 ): boolean | SharedMemoryReadProblem {
+  const inPlace = kernels.holds(target);
   kernels.startStream();
   for (let start = 0; start < target.length; start += kernels.blockBytes) {
-    const length = Math.min(kernels.blockBytes, target.length - start);
-    const view = kernels.blockView(length, files.alignmentOf(byteOffset + start));
+    const block = target.subarray(start, Math.min(start + kernels.blockBytes, target.length));
+    const view = inPlace ? block : kernels.blockView(block.length, files.alignmentOf(byteOffset + start));
     const problem = files.read(owner, view, byteOffset + start);
     if (problem) return problem;
     kernels.checksumBlock(view);
-    target.set(view, start);
+    if (!inPlace) block.set(view);
   }
   return kernels.streamChecksum(target.length) === expected;
 }

@@ -14,7 +14,11 @@
  * pipe in order, and each operation consumes exactly its own frames). The payload checksum
  * in the header still guards every read: bytes that do not match are never applied.
  *
- * Node cannot mmap; pread/pwrite on a tmpfs file are plain memory copies in the kernel.
+ * The files are mapped into every process that uses them when the native helper is built
+ * (shared-mapping.ts): reads and writes are then memcpys. Otherwise they are pread/pwrite,
+ * memory copies in the kernel at about half that speed. Either way a file is grown by writing
+ * zeros, never truncated: tmpfs allocates its pages then, so a full /dev/shm is an error at
+ * that point instead of a SIGBUS at a mapped write later.
  *
  * A file starts with a small owner record (magic, pid, pid namespace); the tensor bytes follow
  * at DATA_OFFSET. Files of killed processes (SIGKILL cannot clean up) are removed by the next
@@ -24,6 +28,7 @@
 import { createHash } from "crypto";
 import * as fs from "fs";
 import * as path from "path";
+import { type MapFile, sharedMapping } from "./shared-mapping";
 
 const DEFAULT_DIRECTORY = "/dev/shm";
 const FILE_PREFIX = "dino-comm-";
@@ -37,6 +42,7 @@ const MAGIC = "DINOSHM1";
  */
 const DATA_OFFSET = 4096 + 2048;
 const OWNER_RECORD_BYTES = 256;
+const ZERO_FILL_BYTES = 1 << 20;
 
 function pidNamespace(): string | null {
   try {
@@ -115,7 +121,10 @@ export class SharedMemoryFiles {
   private readonly rank: number;
   private readonly paths: string[];
   private readonly peerFds: Array<number | undefined>;
+  private readonly peerMaps: Array<Uint8Array | undefined>;
+  private readonly map: MapFile | null;
   private ownFd: number | undefined;
+  private ownMap: Uint8Array | undefined;
   private ownSize = 0;
   private closed = false;
 
@@ -141,6 +150,13 @@ export class SharedMemoryFiles {
     const key = createHash("sha256").update(`${kind}\n${epoch}\n${endpoints.join("\n")}`).digest("hex").slice(0, 24);
     this.paths = endpoints.map((_, r) => path.join(directory, `${FILE_PREFIX}${key}-${r}`));
     this.peerFds = endpoints.map(() => undefined);
+    this.peerMaps = endpoints.map(() => undefined);
+    this.map = sharedMapping();
+  }
+
+  /** Whether the files are mapped (memcpy) rather than read and written with pread/pwrite. */
+  get mapped(): boolean {
+    return this.map !== null;
   }
 
   pathOf(rank: number): string {
@@ -168,12 +184,29 @@ export class SharedMemoryFiles {
   /** Grows this rank's file to hold a tensor of `bytes` bytes (done before any write of an operation). */
   reserve(bytes: number): void {
     if (bytes <= this.ownSize) return;
-    fs.ftruncateSync(this.ownFd!, DATA_OFFSET + bytes);
+    const zeros = new Uint8Array(Math.min(ZERO_FILL_BYTES, bytes - this.ownSize));
+    try {
+      for (let at = this.ownSize; at < bytes; at += zeros.length) {
+        const length = Math.min(zeros.length, bytes - at);
+        let done = 0;
+        while (done < length) done += fs.writeSync(this.ownFd!, zeros, done, length - done, DATA_OFFSET + at + done);
+      }
+    } catch (err) {
+      throw new Error(
+        `shared memory ${this.directory} has no room for ${bytes} bytes of collective payload (${(err as Error).message}); ` +
+          `give the process a larger /dev/shm, or set DINO_COMM_SHM_DIR="" to send payloads through sockets`,
+      );
+    }
     this.ownSize = bytes;
+    if (this.map) this.ownMap = this.map(this.ownFd!, DATA_OFFSET + bytes, true);
   }
 
   /** Writes `source` at `byteOffset` of this rank's file. */
   write(source: Uint8Array, byteOffset: number): void {
+    if (this.ownMap) {
+      this.ownMap.set(source, DATA_OFFSET + byteOffset);
+      return;
+    }
     let done = 0;
     while (done < source.length) {
       done += fs.writeSync(this.ownFd!, source, done, source.length - done, DATA_OFFSET + byteOffset + done);
@@ -187,11 +220,16 @@ export class SharedMemoryFiles {
 
   /** Fills `target` from this rank's own file at `byteOffset` (bytes this rank wrote). */
   readOwn(target: Uint8Array, byteOffset: number): void {
+    if (byteOffset + target.length > this.ownSize) {
+      throw new Error(`own shared-memory file ${this.paths[this.rank]} ends before byte ${byteOffset + target.length}`);
+    }
+    if (this.ownMap) {
+      target.set(this.ownMap.subarray(DATA_OFFSET + byteOffset, DATA_OFFSET + byteOffset + target.length));
+      return;
+    }
     let done = 0;
     while (done < target.length) {
-      const n = fs.readSync(this.ownFd!, target, done, target.length - done, DATA_OFFSET + byteOffset + done);
-      if (n === 0) throw new Error(`own shared-memory file ${this.paths[this.rank]} ends before byte ${byteOffset + target.length}`);
-      done += n;
+      done += fs.readSync(this.ownFd!, target, done, target.length - done, DATA_OFFSET + byteOffset + done);
     }
   }
 
@@ -204,12 +242,24 @@ export class SharedMemoryFiles {
   read(rank: number, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
     const fd = this.peerFd(rank);
     if (fd === undefined) return { reason: "malformed", detail: `shared-memory file of rank ${rank} (${this.paths[rank]}) cannot be opened` };
+    const start = DATA_OFFSET + byteOffset;
+    const tooShort: SharedMemoryReadProblem = { reason: "wrong-length", detail: `shared-memory file of rank ${rank} ends before byte ${byteOffset + target.length}` };
+    if (this.map) {
+      let view = this.peerMaps[rank];
+      if (!view || view.length < start + target.length) {
+        // Map only what the file holds now: touching a mapping past the end of its file faults.
+        const size = fs.fstatSync(fd).size;
+        if (size < start + target.length) return tooShort;
+        view = this.map(fd, size, false);
+        this.peerMaps[rank] = view;
+      }
+      target.set(view.subarray(start, start + target.length));
+      return null;
+    }
     let done = 0;
     while (done < target.length) {
-      const n = fs.readSync(fd, target, done, target.length - done, DATA_OFFSET + byteOffset + done);
-      if (n === 0) {
-        return { reason: "wrong-length", detail: `shared-memory file of rank ${rank} ends before byte ${byteOffset + target.length}` };
-      }
+      const n = fs.readSync(fd, target, done, target.length - done, start + done);
+      if (n === 0) return tooShort;
       done += n;
     }
     return null;
@@ -224,6 +274,9 @@ export class SharedMemoryFiles {
     }
     this.peerFds.fill(undefined);
     this.ownFd = undefined;
+    // Mappings go when the garbage collector frees their buffers; dropping them here lets it.
+    this.peerMaps.fill(undefined);
+    this.ownMap = undefined;
     const file = this.paths[this.rank];
     if (liveFiles.delete(file)) {
       try {

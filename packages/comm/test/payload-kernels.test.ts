@@ -116,3 +116,45 @@ describe("PayloadKernels streams (blocks of a payload that lives in a file)", ()
     expect(() => kernels.blockView(STREAM_BLOCK_BYTES + 16, 0)).toThrow(RangeError);
   });
 });
+
+describe("PayloadKernels over a collective tensor (the tensor lies in the kernels' memory)", () => {
+  it("checksums and adds tensor blocks where they lie, exactly like copies, without touching the bytes around them", () => {
+    const kernels = new PayloadKernels(8192, 2000);
+    expect(kernels.tensor.length).toBe(2000);
+    kernels.tensor.set(randomValues(2000, 91));
+    const before = Buffer.from(bytesOfArray(kernels.tensor));
+    const tensorBytes = bytesOfArray(kernels.tensor);
+    // Odd element offsets and lengths: blocks start off vector boundaries and end in a partial vector.
+    for (const [first, elements, blockBytes] of [[0, 1, 16], [3, 257, 64], [1, 1000, 1024], [7, 1024, 4096], [0, 2000, 4096]]) {
+      const local = new Uint8Array(tensorBytes.buffer, tensorBytes.byteOffset + first * 4, elements * 4);
+      const copy = Buffer.from(local);
+      expect(kernels.holds(local)).toBe(true);
+      expect(kernels.holds(copy)).toBe(false);
+      const received = bytesOfArray(randomValues(elements, 92 + elements));
+
+      kernels.startStream();
+      for (let start = 0; start < local.length; start += blockBytes) kernels.checksumBlock(local.subarray(start, Math.min(start + blockBytes, local.length)));
+      expect(kernels.streamChecksum(local.length)).toBe(kernels.checksum(copy));
+
+      const sums = Buffer.from(received);
+      const sumChecksum = kernels.accumulateVerified(sums, copy, kernels.checksum(received));
+      const streamed = Buffer.alloc(received.length);
+      kernels.startStream();
+      for (let start = 0; start < received.length; start += blockBytes) {
+        const view = kernels.blockView(Math.min(blockBytes, received.length - start), 0);
+        view.set(received.subarray(start, start + view.length));
+        kernels.accumulateBlock(view, local.subarray(start, start + view.length));
+        streamed.set(view, start);
+      }
+      expect(kernels.streamSumChecksum(received.length)).toBe(sumChecksum);
+      expect(streamed.equals(sums)).toBe(true);
+    }
+    expect(Buffer.from(bytesOfArray(kernels.tensor)).equals(before)).toBe(true);
+  });
+
+  it("refuses a tensor larger than WebAssembly memory, and tensor blocks larger than a stream block", () => {
+    expect(() => new PayloadKernels(4096, 2 ** 30)).toThrow(/does not fit in WebAssembly memory/);
+    const kernels = new PayloadKernels(4096, 4096);
+    expect(() => kernels.checksumBlock(bytesOfArray(kernels.tensor))).toThrow(RangeError);
+  });
+});

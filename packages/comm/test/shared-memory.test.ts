@@ -3,8 +3,9 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as zmq from "zeromq";
-import { CollectiveTimeoutError, PayloadKernels, RingAllReduce, RingLayout } from "../src";
+import { allocateCollectiveTensor, CollectiveTimeoutError, type RingAllReduceOptions, PayloadKernels, RingAllReduce, RingLayout } from "../src";
 import { SharedMemoryFiles } from "../src/shared-memory-files";
+import { sharedMapping, sharedMappingStatus } from "../src/shared-mapping";
 import { ForkedMember } from "./support/forked-member";
 import { bytesOfArray, closeAll, endpointsFor, expectCloseToSum, randomValues, silentLogger, startRing } from "./support/rings";
 
@@ -12,6 +13,29 @@ async function allReduceAll(rings: RingAllReduce[], inputs: Float32Array[], step
   const outputs = inputs.map((x) => Float32Array.from(x));
   await Promise.all(rings.map((ring, r) => ring.allReduce(outputs[r], step)));
   return outputs;
+}
+
+/** The same, reduced in collective tensors (in place in the kernels' memory; 3 elements in, so off vector boundaries). */
+async function allReduceAllInPlace(rings: RingAllReduce[], inputs: Float32Array[], step: number): Promise<Float32Array[]> {
+  const outputs = inputs.map((x) => {
+    const tensor = allocateCollectiveTensor(x.length + 3).subarray(3);
+    tensor.set(x);
+    return tensor;
+  });
+  await Promise.all(rings.map((ring, r) => ring.allReduce(outputs[r], step)));
+  return outputs;
+}
+
+/** Starts ranks whose files are read and written with pread/pwrite instead of being mapped. */
+async function startUnmappedRing(endpoints: string[], options: Partial<RingAllReduceOptions>, ranks?: number[]): Promise<RingAllReduce[]> {
+  process.env.DINO_COMM_SHM_MMAP = "0";
+  sharedMapping(true);
+  try {
+    return await startRing(endpoints, options, ranks);
+  } finally {
+    delete process.env.DINO_COMM_SHM_MMAP;
+    sharedMapping(true);
+  }
 }
 
 function filesOf(endpoints: string[], epoch = 0): SharedMemoryFiles {
@@ -25,27 +49,52 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     expect(shmAvailable).toBe(true);
   });
 
-  it("gives results bitwise identical to the socket path, for N = 2..5 and odd lengths, and keeps one file per rank", async () => {
+  it("maps the files with the native helper built by the package build (else payloads take the slower pread/pwrite)", () => {
+    expect(sharedMappingStatus()).toBe("loaded");
+    expect(filesOf(["ipc:///tmp/unused-0", "ipc:///tmp/unused-1"]).mapped).toBe(true);
+  });
+
+  it("gives results bitwise identical to the socket path, for N = 2..5 and odd lengths, mapped or not, in collective tensors or not; keeps one file per rank", async () => {
     for (const n of [2, 3, 4, 5]) {
       const endpoints = await endpointsFor(n, "ipc");
       const shared = await startRing(endpoints, { chunkBytes: 256 });
+      const unmapped = await startUnmappedRing(await endpointsFor(n, "ipc"), { chunkBytes: 256 });
       const sockets = await startRing(await endpointsFor(n, "ipc"), { chunkBytes: 256, sharedMemory: false });
       try {
         const files = filesOf(endpoints);
         for (let r = 0; r < n; r++) expect(fs.existsSync(files.pathOf(r))).toBe(true);
         for (const [step, length] of [1, n - 1, n, 17 * n + 3, 5003, 40_001].entries()) {
           const inputs = shared.map((_, r) => randomValues(length, 77 * n + 10 * step + r));
-          const viaFiles = await allReduceAll(shared, inputs, step);
+          const viaFiles = await allReduceAll(shared, inputs, 2 * step);
+          const inPlace = await allReduceAllInPlace(shared, inputs, 2 * step + 1);
+          const viaUnmappedFiles = await allReduceAllInPlace(unmapped, inputs, step);
           const viaSockets = await allReduceAll(sockets, inputs, step);
           expectCloseToSum(viaFiles[0], inputs);
           const reference = bytesOfArray(viaSockets[0]);
-          [...viaFiles, ...viaSockets].forEach((o, r) => expect({ r, length, equal: bytesOfArray(o).equals(reference) }).toEqual({ r, length, equal: true }));
+          [...viaFiles, ...inPlace, ...viaUnmappedFiles, ...viaSockets].forEach((o, r) => expect({ r, length, equal: bytesOfArray(o).equals(reference) }).toEqual({ r, length, equal: true }));
         }
         await closeAll(shared);
         for (let r = 0; r < n; r++) expect(fs.existsSync(files.pathOf(r))).toBe(false);
       } finally {
-        await closeAll([...shared, ...sockets]);
+        await closeAll([...shared, ...unmapped, ...sockets]);
       }
+    }
+  });
+
+  it("works when some ranks map the files and others pread them", async () => {
+    const n = 4;
+    const endpoints = await endpointsFor(n, "ipc");
+    const rings = [...(await startRing(endpoints, { chunkBytes: 512 }, [0, 2])), ...(await startUnmappedRing(endpoints, { chunkBytes: 512 }, [1, 3]))];
+    rings.sort((a, b) => a.rank - b.rank);
+    try {
+      for (const step of [0, 1]) {
+        const inputs = rings.map((_, r) => randomValues(10_007, 900 + 10 * step + r));
+        const outputs = await allReduceAllInPlace(rings, inputs, step);
+        expectCloseToSum(outputs[0], inputs);
+        outputs.forEach((o) => expect(bytesOfArray(o).equals(bytesOfArray(outputs[0]))).toBe(true));
+      }
+    } finally {
+      await closeAll(rings);
     }
   });
 
@@ -247,15 +296,16 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
       await child.next("ready");
       const inputs = [0, 1].map((r) => new Float32Array(length).fill(r + 1));
       child.send({ type: "run", length, seed: 2, step: 0 });
-      const running = Promise.allSettled(rings.map((ring, r) => ring.allReduce(inputs[r], 0)));
-      // Kill rank 2 once rank 0 has taken some of its chunks, but far from all of them.
+      // Rank 2 can get no further than its first send while rank 1 has not started: kill it once
+      // rank 0 has taken that, then let rank 1 join the now broken ring.
+      const first = rings[0].allReduce(inputs[0], 0);
       const expected = new RingLayout(length, 3, chunkBytes / 4).expectedMessages(0);
       const pollStarted = Date.now();
-      while (rings[0].stats.framesAccepted < 3 && Date.now() - pollStarted < 10_000) await new Promise((resolve) => setImmediate(resolve));
+      while (rings[0].stats.framesAccepted === 0 && Date.now() - pollStarted < 10_000) await new Promise((resolve) => setTimeout(resolve, 1));
       child.kill();
       const killedAt = Date.now();
+      const results = await Promise.allSettled([first, rings[1].allReduce(inputs[1], 0)]);
       expect(rings[0].stats.framesAccepted).toBeLessThan(expected);
-      const results = await running;
       expect(Date.now() - killedAt).toBeLessThan(timeoutMs + 1500);
       const errors = results.map((r) => (r as PromiseRejectedResult).reason);
       errors.forEach((e) => expect(e).toBeInstanceOf(CollectiveTimeoutError));

@@ -6,6 +6,7 @@
 import pino from "pino";
 import { BroadcastReceiver } from "../broadcast-receiver";
 import { BroadcastRoot } from "../broadcast-root";
+import { allocateCollectiveTensor } from "../collective-tensor";
 import { RingAllReduce } from "../ring-all-reduce";
 import type { BenchInit, ChildMessage, ParentMessage } from "./bench-protocol";
 
@@ -30,7 +31,9 @@ interface Member {
 
 async function createMember(init: BenchInit): Promise<Member> {
   const common = { endpoints: init.endpoints, timeoutMs: init.timeoutMs, logger, chunkBytes: init.chunkBytes };
-  const values = new Float32Array(init.elements);
+  // The training loop's step buffer is a collective tensor (reduced in place); the broadcast
+  // targets plain arrays.
+  const values = init.role === "all-reduce" ? allocateCollectiveTensor(init.elements) : new Float32Array(init.elements);
   const check = (expected: number, what: string) => {
     for (const i of [0, values.length >> 1, values.length - 1]) {
       if (values.length > 0 && values[i] !== expected) throw new Error(`${what}: element ${i} is ${values[i]}, expected ${expected}`);
