@@ -11,6 +11,8 @@
  * against corrupted, truncated and foreign payloads; it is not cryptographic.
  */
 
+import { MODULE_HEADER, name, section, sized, sleb, uleb, vec, webAssembly } from "@dino-coord/wasm";
+
 /** Bytes at the start of wasm memory where the kernels leave their lane accumulators. */
 const ACCUMULATOR_BYTES = 64;
 const VECTOR_BYTES = 16;
@@ -94,62 +96,16 @@ function buildKernelModule(): Uint8Array {
   ]);
   const codeSection = vec([sized(checksumFn), sized(addFn)]);
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, typeSection), ...section(2, importSection), ...section(3, functionSection),
     ...section(7, exportSection), ...section(10, codeSection),
   ]);
 }
 
-function uleb(value: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = value & 0x7f;
-    value >>>= 7;
-    if (value !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (value !== 0);
-  return out;
-}
-
-function sleb(value: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = value & 0x7f;
-    value >>= 7;
-    const done = (value === 0 && (byte & 0x40) === 0) || (value === -1 && (byte & 0x40) !== 0);
-    out.push(done ? byte : byte | 0x80);
-    if (done) return out;
-  }
-}
-
-function vec(items: number[][]): number[] {
-  return [...uleb(items.length), ...items.flat()];
-}
-
-function sized(bytes: number[]): number[] {
-  return [...uleb(bytes.length), ...bytes];
-}
-
-function name(text: string): number[] {
-  return sized([...Buffer.from(text, "utf8")]);
-}
-
-function section(id: number, bytes: number[]): number[] {
-  return [id, ...sized(bytes)];
-}
-
-/** The slice of the WebAssembly JS API used here (the ES2022 lib and @types/node 20 do not declare it). */
-interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
-}
-const wasm = (globalThis as unknown as { WebAssembly: WasmApi }).WebAssembly;
-
 let compiled: object | undefined;
 
 function kernelModule(): object {
-  compiled ??= new wasm.Module(buildKernelModule());
+  compiled ??= new webAssembly!.Module(buildKernelModule());
   return compiled;
 }
 
@@ -220,8 +176,8 @@ export class PayloadKernels {
     if (pages > MAX_WASM_PAGES) {
       throw new RangeError(`a collective tensor of ${tensorElements} float32 values does not fit in WebAssembly memory (4 GiB at most)`);
     }
-    const memory = new wasm.Memory({ initial: pages, maximum: pages });
-    const instance = new wasm.Instance(kernelModule(), { env: { memory } });
+    const memory = new webAssembly!.Memory({ initial: pages, maximum: pages });
+    const instance = new webAssembly!.Instance(kernelModule(), { env: { memory } });
     this.bytes = new Uint8Array(memory.buffer);
     this.lanes = new Uint32Array(memory.buffer, 0, ACCUMULATOR_BYTES / 4);
     this.tensor = new Float32Array(memory.buffer, this.tensorStart, tensorElements);

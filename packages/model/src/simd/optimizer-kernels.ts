@@ -18,7 +18,7 @@
  * rates where the float64 update stays finite, which changes what a blown-up run leaves as
  * its last good state.
  */
-import { name, section, sized, sleb, uleb, vec, wasmApi } from "./wasm-bytes";
+import { MODULE_HEADER, name, section, sized, sleb, uleb, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of every kernel memory where sumOfSquares keeps its two lane sums. */
 export const ACCUMULATOR_BYTES = 16;
@@ -148,7 +148,7 @@ function buildKernelModule(): Uint8Array {
   ]);
   const codeSection = vec([sized(adamwFn), sized(emaFn), sized(sumOfSquaresFn), sized(scaleFn)]);
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, typeSection), ...section(2, importSection), ...section(3, functionSection),
     ...section(7, exportSection), ...section(10, codeSection),
   ]);
@@ -160,7 +160,7 @@ let compiled: object | null | undefined;
 function kernelModule(): object | null {
   if (compiled === undefined) {
     const bytes = buildKernelModule();
-    compiled = wasmApi && wasmApi.validate(bytes) ? new wasmApi.Module(bytes) : null;
+    compiled = webAssembly && webAssembly.validate(bytes) ? new webAssembly.Module(bytes) : null;
   }
   return compiled;
 }
@@ -199,7 +199,7 @@ export class OptimizerKernels {
   /** Null where SIMD is unavailable or turned off, or the memory would exceed wasm's 4 GiB. */
   static create(extraBytes = 0): OptimizerKernels | null {
     const module = optimizerSimdAvailable() ? kernelModule() : null;
-    if (!module || !wasmApi) return null;
+    if (!module || !webAssembly) return null;
     const pages = Math.ceil((ACCUMULATOR_BYTES + 2 * CHUNK_ELEMENTS * 4 + extraBytes) / WASM_PAGE_BYTES);
     if (pages > MAX_WASM_PAGES) return null;
     return new OptimizerKernels(module, pages);
@@ -207,9 +207,9 @@ export class OptimizerKernels {
 
   private constructor(module: object, pages: number) {
     // A fixed size (initial = maximum): the memory never grows, so views of it stay valid.
-    const memory = new wasmApi!.Memory({ initial: pages, maximum: pages });
-    const instance = new wasmApi!.Instance(module, { env: { memory } });
-    this.memory = memory.buffer;
+    const memory = new webAssembly!.Memory({ initial: pages, maximum: pages });
+    const instance = new webAssembly!.Instance(module, { env: { memory } });
+    this.memory = memory.buffer as ArrayBuffer; // not shared: no `shared` flag above
     this.floats = new Float32Array(memory.buffer);
     this.accumulator = new Float64Array(memory.buffer, 0, 2);
     const exports = instance.exports as Record<string, never>;

@@ -8,7 +8,7 @@
  * integer arithmetic or an exact float64 conversion, multiplication by 2^26 or 2^-53 and
  * addition below 2^53, so the values equal the JS path's bit for bit.
  */
-import { f64Bytes, name, section, sized, sleb, sleb64, uleb, vec, wasmApi } from "./wasm-bytes";
+import { MODULE_HEADER, f64Bytes, name, section, sized, sleb, sleb64, uleb, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Counters per call: the output (16 bytes each) fills one 64 KiB wasm page. */
 export const UNIT_PAIRS_PER_CALL = 4096;
@@ -84,7 +84,7 @@ function buildPhiloxModule(): Uint8Array {
   const typeSection = vec([[0x60, ...vec(Array.from({ length: 8 }, () => [i32])), ...vec([])]]);
   const importSection = vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(1)]]);
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, typeSection), ...section(2, importSection), ...section(3, vec([[0]])),
     ...section(7, vec([[...name("unitPairs"), 0x00, 0]])), ...section(10, vec([sized(fn)])),
   ]);
@@ -105,9 +105,9 @@ let instance: PhiloxUnits | null | undefined;
 export function philoxUnits(): PhiloxUnits | null {
   if (instance !== undefined) return instance;
   const bytes = buildPhiloxModule();
-  if (!wasmApi || !wasmApi.validate(bytes)) return (instance = null);
-  const memory = new wasmApi.Memory({ initial: 1, maximum: 1 });
-  const wasm = new wasmApi.Instance(new wasmApi.Module(bytes), { env: { memory } }).exports as {
+  if (!webAssembly || !webAssembly.validate(bytes)) return (instance = null);
+  const memory = new webAssembly.Memory({ initial: 1, maximum: 1 });
+  const wasm = new webAssembly.Instance(new webAssembly.Module(bytes), { env: { memory } }).exports as {
     unitPairs: (out: number, count: number, c0: number, c1: number, c2: number, c3: number, k0: number, k1: number) => void;
   };
   const units = new Float64Array(memory.buffer);

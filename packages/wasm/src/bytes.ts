@@ -1,8 +1,9 @@
 /**
- * Helpers to hand-assemble small WebAssembly modules from bytes (no toolchain), as
- * packages/comm/src/payload-kernels.ts does: LEB128 integers, vectors, sections.
+ * Byte encoders for hand-assembled WebAssembly modules (no toolchain): LEB128 integers,
+ * constants' immediates, vectors, names and sections, as the binary format spells them.
  */
 
+/** Unsigned LEB128 (indices, counts, sizes). */
 export function uleb(value: number): number[] {
   const out: number[] = [];
   do {
@@ -14,6 +15,7 @@ export function uleb(value: number): number[] {
   return out;
 }
 
+/** Signed LEB128 of a 32-bit value (i32.const immediates). */
 export function sleb(value: number): number[] {
   const out: number[] = [];
   for (;;) {
@@ -37,33 +39,35 @@ export function sleb64(value: bigint): number[] {
   }
 }
 
-/** The 8 little-endian bytes of a float64 (f64.const immediates). */
-export function f64Bytes(value: number): number[] {
-  return [...new Uint8Array(new Float64Array([value]).buffer)];
+/** The 4 little-endian bytes of a float32 (f32.const immediates). */
+export function f32Bytes(value: number): number[] {
+  return [...new Uint8Array(Float32Array.of(value).buffer)];
 }
 
+/** The 8 little-endian bytes of a float64 (f64.const immediates). */
+export function f64Bytes(value: number): number[] {
+  return [...new Uint8Array(Float64Array.of(value).buffer)];
+}
+
+/** A vector: its length, then its items. */
 export function vec(items: number[][]): number[] {
   return [...uleb(items.length), ...items.flat()];
 }
 
+/** Bytes prefixed by their length (function bodies, section contents). */
 export function sized(bytes: number[]): number[] {
   return [...uleb(bytes.length), ...bytes];
 }
 
+/** A UTF-8 name (imports, exports). */
 export function name(text: string): number[] {
-  return sized([...Buffer.from(text, "utf8")]);
+  return sized([...new TextEncoder().encode(text)]);
 }
 
-export function section(id: number, bytes: number[]): number[] {
-  return [id, ...sized(bytes)];
+/** Section `id` with its contents. */
+export function section(id: number, contents: number[]): number[] {
+  return [id, ...sized(contents)];
 }
 
-/** The slice of the WebAssembly JS API used here (the ES2022 lib and @types/node 20 do not declare it). */
-export interface WasmApi {
-  Module: new (bytes: Uint8Array) => object;
-  Instance: new (module: object, imports: object) => { exports: Record<string, unknown> };
-  Memory: new (descriptor: { initial: number; maximum: number }) => { buffer: ArrayBuffer };
-  validate(bytes: Uint8Array): boolean;
-}
-
-export const wasmApi: WasmApi | undefined = (globalThis as unknown as { WebAssembly?: WasmApi }).WebAssembly;
+/** The module preamble: magic and version 1. */
+export const MODULE_HEADER: readonly number[] = [0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00];

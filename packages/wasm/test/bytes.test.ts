@@ -1,0 +1,43 @@
+import { f32Bytes, f64Bytes, MODULE_HEADER, name, section, sized, sleb, sleb64, uleb, vec, webAssembly } from "../src";
+
+describe("WebAssembly byte encoders", () => {
+  it("encode LEB128 as the binary format's examples do", () => {
+    expect(uleb(0)).toEqual([0x00]);
+    expect(uleb(127)).toEqual([0x7f]);
+    expect(uleb(128)).toEqual([0x80, 0x01]);
+    expect(uleb(624485)).toEqual([0xe5, 0x8e, 0x26]);
+    expect(uleb(0xffffffff)).toEqual([0xff, 0xff, 0xff, 0xff, 0x0f]);
+    expect(sleb(-1)).toEqual([0x7f]);
+    expect(sleb(63)).toEqual([0x3f]);
+    expect(sleb(64)).toEqual([0xc0, 0x00]);
+    expect(sleb(-123456)).toEqual([0xc0, 0xbb, 0x78]);
+    expect(sleb(-(2 ** 31))).toEqual([0x80, 0x80, 0x80, 0x80, 0x78]);
+    expect(sleb64(-1n)).toEqual([0x7f]);
+    expect(sleb64(-123456n)).toEqual([0xc0, 0xbb, 0x78]);
+    expect(sleb64((1n << 63n) - 1n)).toEqual([0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00]);
+  });
+
+  it("spell float constants little-endian and names as length-prefixed UTF-8", () => {
+    expect(f32Bytes(1)).toEqual([0x00, 0x00, 0x80, 0x3f]);
+    expect(f64Bytes(-2)).toEqual([0, 0, 0, 0, 0, 0, 0x00, 0xc0]);
+    expect(name("ä")).toEqual([2, 0xc3, 0xa4]);
+    expect(vec([[1], [2, 3]])).toEqual([2, 1, 2, 3]);
+    expect(sized(new Array(200).fill(0)).slice(0, 2)).toEqual([0xc8, 0x01]);
+  });
+
+  it("assemble a module that validates and runs (i64 and f64 constants included)", () => {
+    const f64 = 0x7c;
+    // f(): f64 = f64.const -2.5 + f64.convert_i64_s(i64.const -3000000000)
+    const body = [0x00, 0x44, ...f64Bytes(-2.5), 0x42, ...sleb64(-3_000_000_000n), 0xb9, 0xa0, 0x0b];
+    const bytes = Uint8Array.from([
+      ...MODULE_HEADER,
+      ...section(1, vec([[0x60, ...vec([]), ...vec([[f64]])]])),
+      ...section(3, vec([[0]])),
+      ...section(7, vec([[...name("f"), 0x00, 0]])),
+      ...section(10, vec([sized(body)])),
+    ]);
+    expect(webAssembly!.validate(bytes)).toBe(true);
+    const instance = new webAssembly!.Instance(new webAssembly!.Module(bytes), {});
+    expect((instance.exports.f as () => number)()).toBe(-3_000_000_002.5);
+  });
+});
