@@ -2,6 +2,7 @@
 import { FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { ackFrame, BROADCAST, broadcastHeader, chunkCount, chunksCovered, type MessageDecoder } from "./broadcast-chain";
+import { kernelsHolding } from "./collective-tensor";
 import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
 import { FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
@@ -138,7 +139,7 @@ export class BroadcastReceiver<M> {
         // Streams into `into` before the checksum is known: a bad run leaves bytes there that
         // the good run for the same chunks overwrites (`into` holds nothing else of value).
         bufferIntact = false;
-        const result = gatherChunk(this.channels.files, kernels, 0, bytes.subarray(start, start + h.payloadBytes), start, h.payloadCrc32);
+        const result = gatherChunk(this.channels.files, kernelsHolding(into) ?? kernels, 0, bytes.subarray(start, start + h.payloadBytes), start, h.payloadCrc32);
         if (result !== true) {
           inbox.reject(result === false ? new FrameRejection("bad-checksum", "shared-memory payload checksum does not match the header", h) : new FrameRejection(result.reason, result.detail, h));
           continue;

@@ -2,6 +2,7 @@
 import { FrameType } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { BROADCAST, broadcastHeader, chunkCount, type MessageEncoder } from "./broadcast-chain";
+import { kernelsHolding } from "./collective-tensor";
 import { CollectiveAbortedError, CollectiveTimeoutError } from "./errors";
 import { bytesOf, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
@@ -103,7 +104,7 @@ export class BroadcastRoot<M> {
       const payload = bytesOf(values, start, Math.min(start + runChunks * chunkElements, values.length));
       const header = broadcastHeader({
         type: FrameType.FRAME_TYPE_SHARED_MEMORY_DATA, groupId, step, senderRank: 0, chunk, payloadBytes: payload.length,
-        payloadCrc32: exportChunk(files, kernels, payload, start * 4), totalElements: values.length, ...(chunk === 0 && { meta: metaBytes }),
+        payloadCrc32: exportChunk(files, kernelsHolding(values) ?? kernels, payload, start * 4), totalElements: values.length, ...(chunk === 0 && { meta: metaBytes }),
       });
       outbox.enqueue([header, EMPTY]);
     }

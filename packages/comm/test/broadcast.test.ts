@@ -1,7 +1,7 @@
 import { CollectiveKind, FrameHeader, FrameType, PROTOCOL_VERSION } from "@dino-coord/proto";
 import * as fs from "fs";
 import * as zmq from "zeromq";
-import { BroadcastReceiver, BroadcastRoot, CollectiveMismatchError, CollectiveTimeoutError } from "../src";
+import { allocateCollectiveTensor, BroadcastReceiver, BroadcastRoot, CollectiveMismatchError, CollectiveTimeoutError } from "../src";
 import { SharedMemoryFiles } from "../src/shared-memory-files";
 import { bytesOfArray, capturingLogger, closeAll, endpointsFor, randomValues, silentLogger } from "./support/rings";
 
@@ -31,6 +31,26 @@ describe("Broadcast", () => {
         const [, ...metas] = await Promise.all([root.send(source, meta, step), ...receivers.map((r, i) => r.receive(targets[i], step))]);
         for (const target of targets) expect(bytesOfArray(target).equals(bytesOfArray(source))).toBe(true);
         for (const m of metas) expect(FrameHeader.toObject(m)).toEqual({ step: 1000 + step, chunk: length });
+      }
+    } finally {
+      await closeAll([root, ...receivers]);
+    }
+  });
+
+  it("delivers from and into collective tensors (read and checksummed where they lie) over ipc, mixed with plain arrays", async () => {
+    const { root, receivers } = await startGroup(await endpointsFor(4, "ipc"), { chunkBytes: 16 * 1024 });
+    const inTensor = (values: Float32Array) => {
+      const tensor = allocateCollectiveTensor(values.length + 1).subarray(1);
+      tensor.set(values);
+      return tensor;
+    };
+    try {
+      for (const [step, length] of [5, 4099, 300_001].entries()) {
+        const values = randomValues(length, 60 + step);
+        const source = step % 2 ? values : inTensor(values);
+        const targets = receivers.map((_, i) => (i % 2 ? new Float32Array(length) : inTensor(new Float32Array(length).fill(NaN))));
+        await Promise.all([root.send(source, FrameHeader.create({ step }), step), ...receivers.map((r, i) => r.receive(targets[i], step))]);
+        for (const target of targets) expect(bytesOfArray(target).equals(bytesOfArray(values))).toBe(true);
       }
     } finally {
       await closeAll([root, ...receivers]);

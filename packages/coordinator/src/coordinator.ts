@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
-import { BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
+import { allocateCollectiveTensor, BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
 import { advertisedAddress, CENTER_MOMENTUM, StepBuffer, checksumOf, freeCollectiveEndpoints, hostOf, optimizerFrames, ProtocolError, type RunConfig } from "@dino-coord/worker";
 import { CHECKPOINT_POLICY_DEFAULTS, epochCheckpointDue, saveCheckpoint, stepCheckpointDue, type CheckpointPolicy } from "./checkpoint";
@@ -46,7 +46,8 @@ export class TrainingState {
     this.student = new ParamStore(specs);
     if (initialize) initParams(this.student, referenceInitOf(specs), config.seed);
     // The teacher starts as a copy of the student.
-    this.teacherAndCenter = new Float32Array(this.student.size + config.model.outDim);
+    // A collective tensor: the broadcast checksums it where it lies.
+    this.teacherAndCenter = allocateCollectiveTensor(this.student.size + config.model.outDim);
     this.teacher = new ParamStore(specs, this.teacherAndCenter.subarray(0, this.student.size));
     this.teacher.data.set(this.student.data);
     this.adamw = new AdamW(this.student);

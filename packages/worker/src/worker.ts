@@ -14,7 +14,7 @@ import {
   studentUpdate,
   type Device,
 } from "@dino-coord/model";
-import { BroadcastReceiver, CollectiveAbortedError, RingAllReduce } from "@dino-coord/comm";
+import { allocateCollectiveTensor, BroadcastReceiver, CollectiveAbortedError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
 import { advertisedAddress, freeCollectiveEndpoints, hostOf } from "./collective-endpoints";
 import { checksumOf, readPayload, type ControlMessage } from "./control-channel";
@@ -89,8 +89,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const config = JSON.parse(welcome.configJson ?? "{}") as RunConfig;
     const specs = dinoParamSpecs(config.model);
     const student = new ParamStore(specs);
-    // [teacher | center]: one buffer, so one broadcast per step fills both.
-    const teacherAndCenter = new Float32Array(student.size + config.model.outDim);
+    // [teacher | center]: one buffer, so one broadcast per step fills both (in place: a collective tensor).
+    const teacherAndCenter = allocateCollectiveTensor(student.size + config.model.outDim);
     const teacher = new ParamStore(specs, teacherAndCenter.subarray(0, student.size));
     const center = teacherAndCenter.subarray(student.size);
     const rankLog = log.child({ rank });

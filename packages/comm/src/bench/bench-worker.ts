@@ -31,9 +31,8 @@ interface Member {
 
 async function createMember(init: BenchInit): Promise<Member> {
   const common = { endpoints: init.endpoints, timeoutMs: init.timeoutMs, logger, chunkBytes: init.chunkBytes };
-  // The training loop's step buffer is a collective tensor (reduced in place); the broadcast
-  // targets plain arrays.
-  const values = init.role === "all-reduce" ? allocateCollectiveTensor(init.elements) : new Float32Array(init.elements);
+  // Training's step buffer and teacher are collective tensors (reduced and broadcast in place).
+  const values = allocateCollectiveTensor(init.elements);
   const check = (expected: number, what: string) => {
     for (const i of [0, values.length >> 1, values.length - 1]) {
       if (values.length > 0 && values[i] !== expected) throw new Error(`${what}: element ${i} is ${values[i]}, expected ${expected}`);
