@@ -3,6 +3,7 @@ import * as path from "node:path";
 import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { resolveAugmentConfig, type AugmentConfig } from "./augment-config";
+import { batchFloats, createBatchMemory, createBatchMemoryBytes, maxCropSize } from "./batch-memory";
 import { shardBatchIndices } from "./distributed-sampler";
 import { AugmentConfigError, AugmentPoolClosedError, AugmentTimeoutError, AugmentWorkerError, DataFolderError } from "./errors";
 import type { ImageFolderDataset } from "./image-folder";
@@ -33,7 +34,11 @@ export interface AugmentPoolOptions {
   logger?: Logger;
 }
 
-/** One batch of multi-crop views, crop-major, float32 CHW normalized. */
+/**
+ * One batch of multi-crop views, crop-major, float32 CHW normalized. globals and locals
+ * view the start of shared WebAssembly memories (their SharedArrayBuffers also hold the
+ * workers' pixel areas: use the arrays, not their whole buffers).
+ */
 export interface AugmentedBatch {
   epoch: number;
   /** [2B, 3, G, G]: all images' global crop 0, then all images' global crop 1. */
@@ -49,10 +54,13 @@ export interface AugmentedBatch {
 }
 
 interface Job {
+  /** Names the batch's memories for the workers, which keep their kernels bound to them across the batch's tasks. */
+  id: number;
   epoch: number;
   batchSize: number;
-  globals: SharedArrayBuffer;
-  locals: SharedArrayBuffer;
+  /** Shared memories holding the output tensors (batch-memory.ts). */
+  globals: WebAssembly.Memory;
+  locals: WebAssembly.Memory;
   indices: Uint32Array;
   requested: Uint32Array;
   remaining: number;
@@ -77,6 +85,8 @@ interface Running {
 
 interface WorkerHandle {
   worker: Worker;
+  /** Its pixel area in the batch memories (a replacement takes over the lane of the worker it replaces). */
+  lane: number;
   ready: boolean;
   running: Map<number, Running>;
   startTimer?: NodeJS.Timeout;
@@ -99,9 +109,12 @@ export class AugmentPool {
   private readonly script: string;
   private readonly workers = new Set<WorkerHandle>();
   private readonly queue: Task[] = [];
-  private readonly freeBuffers = new Map<number, SharedArrayBuffer[]>();
+  private readonly freeBuffers = new Map<number, WebAssembly.Memory[]>();
+  /** The memory behind each batch array handed out, for recycle. */
+  private readonly memoryOf = new WeakMap<SharedArrayBuffer, WebAssembly.Memory>();
   private readonly readyWaiters: Array<{ resolve: () => void; reject: (err: Error) => void }> = [];
   private nextTaskId = 1;
+  private nextJobId = 1;
   private respawnsWithoutProgress = 0;
   private closed = false;
 
@@ -129,7 +142,7 @@ export class AugmentPool {
     if (!Number.isSafeInteger(this.seed) || this.seed < 0) throw new AugmentConfigError(`AugmentPool seed must be a non-negative integer, got ${this.seed}`);
     this.log = options.logger?.child({ component: "augment-pool" });
     this.script = resolveWorkerScript();
-    for (let i = 0; i < this.threads; i++) this.spawn();
+    for (let lane = 0; lane < this.threads; lane++) this.spawn(lane);
   }
 
   /** Resolves when every worker has started (bounded by startupTimeoutMs). */
@@ -153,13 +166,14 @@ export class AugmentPool {
     }
     if (this.workers.size === 0) return Promise.reject(new AugmentWorkerError("no live worker threads (they failed to start or kept crashing)"));
     const B = requested.length;
-    const { globalSize: G, localSize: l, localCrops: L } = this.config;
+    const floats = batchFloats(this.config, B);
     return new Promise<AugmentedBatch>((resolve, reject) => {
       const job: Job = {
+        id: this.nextJobId++,
         epoch,
         batchSize: B,
-        globals: this.takeBuffer(2 * B * 3 * G * G * 4),
-        locals: this.takeBuffer(Math.max(1, L * B * 3 * l * l) * 4),
+        globals: this.takeBuffer(floats.globals),
+        locals: this.takeBuffer(floats.locals),
         indices: requested.slice(),
         requested,
         remaining: B,
@@ -197,11 +211,12 @@ export class AugmentPool {
   /** Hand a consumed batch's buffers back for reuse (optional; avoids reallocating them every step). */
   recycle(batch: AugmentedBatch): void {
     for (const array of [batch.globals, batch.locals]) {
-      const buffer = array.buffer;
-      if (!(buffer instanceof SharedArrayBuffer)) continue;
-      const list = this.freeBuffers.get(buffer.byteLength) ?? [];
-      if (list.length <= this.prefetch + 1) list.push(buffer);
-      this.freeBuffers.set(buffer.byteLength, list);
+      const memory = this.memoryOf.get(array.buffer as SharedArrayBuffer);
+      if (!memory) continue;
+      const bytes = memory.buffer.byteLength;
+      const list = this.freeBuffers.get(bytes) ?? [];
+      if (list.length <= this.prefetch + 1) list.push(memory);
+      this.freeBuffers.set(bytes, list);
     }
   }
 
@@ -233,14 +248,20 @@ export class AugmentPool {
     }
   }
 
-  private takeBuffer(bytes: number): SharedArrayBuffer {
-    const reused = this.freeBuffers.get(bytes)?.pop();
-    return reused ?? new SharedArrayBuffer(bytes);
+  /** A batch memory for `floats` floats with a pixel area per thread (batch-memory.ts), reused where one of that size was recycled. */
+  private takeBuffer(floats: number): WebAssembly.Memory {
+    const fresh = () => {
+      const memory = createBatchMemory(floats, this.threads, maxCropSize(this.config));
+      this.memoryOf.set(memory.buffer as SharedArrayBuffer, memory); // shared: always a SharedArrayBuffer
+      return memory;
+    };
+    const bytes = createBatchMemoryBytes(floats, this.threads, maxCropSize(this.config));
+    return this.freeBuffers.get(bytes)?.pop() ?? fresh();
   }
 
-  private spawn(): void {
-    const init: WorkerInit = { config: this.config, seed: this.seed, vipsThreads: this.vipsThreads };
-    const handle: WorkerHandle = { worker: new Worker(this.script, { workerData: init }), ready: false, running: new Map() };
+  private spawn(lane: number): void {
+    const init: WorkerInit = { config: this.config, seed: this.seed, vipsThreads: this.vipsThreads, lane };
+    const handle: WorkerHandle = { worker: new Worker(this.script, { workerData: init }), lane, ready: false, running: new Map() };
     this.workers.add(handle);
     handle.startTimer = setTimeout(() => {
       this.log?.error({ timeoutMs: this.startupTimeoutMs }, "augment worker did not start");
@@ -269,7 +290,7 @@ export class AugmentPool {
     if (this.closed) return;
     if (respawn && this.respawnsWithoutProgress < MAX_RESPAWNS_WITHOUT_PROGRESS) {
       this.respawnsWithoutProgress++;
-      this.spawn();
+      this.spawn(handle.lane);
     }
     if (this.workers.size === 0) {
       for (const task of this.queue.splice(0)) this.fail(task.job, err);
@@ -304,8 +325,8 @@ export class AugmentPool {
         job.settled = true;
         job.resolve({
           epoch: job.epoch,
-          globals: new Float32Array(job.globals),
-          locals: new Float32Array(job.locals, 0, this.config.localCrops * job.batchSize * 3 * this.config.localSize ** 2),
+          globals: new Float32Array(job.globals.buffer, 0, batchFloats(this.config, job.batchSize).globals),
+          locals: new Float32Array(job.locals.buffer, 0, this.config.localCrops * job.batchSize * 3 * this.config.localSize ** 2),
           indices: job.indices,
           requested: job.requested,
           skipped: job.skipped,
@@ -355,6 +376,7 @@ export class AugmentPool {
           id,
           path: file,
           datasetIndex: task.datasetIndex,
+          batch: task.job.id,
           epoch: task.job.epoch,
           slot: task.slot,
           batchSize: task.job.batchSize,

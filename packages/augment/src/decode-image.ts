@@ -1,5 +1,12 @@
-import { readFile } from "node:fs/promises";
+import { readFile as readFileCallback } from "node:fs";
+import { promisify } from "node:util";
 import sharp from "sharp";
+
+/**
+ * fs.readFile with a callback, promisified: half the CPU of fs/promises' readFile (which
+ * goes through a FileHandle, a promise per step) on the worker thread that also renders.
+ */
+const readFile = promisify(readFileCallback);
 
 /** A decoded image as interleaved 8-bit RGB (PIL's `img.convert("RGB")`). */
 export interface RgbImage {
@@ -89,12 +96,4 @@ export function isFourComponentJpeg(bytes: Uint8Array): boolean {
     i += 2 + length;
   }
   return false;
-}
-
-/** Crop `box` from `image` and resize it to size × size with libvips' bicubic (Catmull-Rom, a = −0.5, as PIL's BICUBIC). */
-export async function cropResize(image: RgbImage, left: number, top: number, width: number, height: number, size: number): Promise<Buffer> {
-  let pipeline = sharp(image.data, { raw: { width: image.width, height: image.height, channels: 3 } });
-  if (left !== 0 || top !== 0 || width !== image.width || height !== image.height) pipeline = pipeline.extract({ left, top, width, height });
-  if (width !== size || height !== size) pipeline = pipeline.resize(size, size, { kernel: "cubic", fit: "fill" });
-  return pipeline.raw().toBuffer();
 }

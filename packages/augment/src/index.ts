@@ -4,7 +4,7 @@ export { benchAugment, type BenchAugmentOptions, type BenchAugmentResult } from 
 export { applyColorOps, blend, ColorScratch, hueShift, luma, shiftHue } from "./color-ops";
 export { CounterRandom, streamKey } from "./counter-random";
 export { AUGMENT_PROBABILITIES, drawCropPlan, JitterOp, viewKind, type ColorJitterParams, type CropPlan } from "./crop-plan";
-export { cmykToRgb, cropResize, decodeRgb, isFourComponentJpeg, UnreadableImageError, type RgbImage } from "./decode-image";
+export { cmykToRgb, decodeRgb, isFourComponentJpeg, UnreadableImageError, type RgbImage } from "./decode-image";
 export {
   batchesPerEpoch,
   epochPermutation,

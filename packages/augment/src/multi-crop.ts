@@ -1,4 +1,5 @@
 import { cropCount, type AugmentConfig } from "./augment-config";
+import type { BatchTensorWriter } from "./batch-memory";
 import { applyColorOpsDeferred, ColorScratch, FinalColorStep } from "./color-ops";
 import { drawCropPlan, type CropPlan } from "./crop-plan";
 import type { RgbImage } from "./decode-image";
@@ -13,6 +14,8 @@ export interface BatchSlot {
   batchSize: number;
   globals: Float32Array;
   locals: Float32Array;
+  /** Kernels writing straight into the batch's memories (the pool's workers; batch-memory.ts), else the arrays are written. */
+  writers?: { globals: BatchTensorWriter; locals: BatchTensorWriter };
 }
 
 /** Float offset of crop `cropIndex` of batch position `slot` in its (globals or locals) array. */
@@ -57,15 +60,24 @@ export class MultiCropRenderer {
 
   /** All crops of `image`, synchronously: PIL's crop + bicubic resize, then the pixel ops, into the batch. */
   render(image: RgbImage, epoch: number, datasetIndex: number, target: BatchSlot): void {
+    this.load(image);
+    for (let c = 0; c < cropCount(this.config); c++) this.renderCrop(image, epoch, datasetIndex, c, target);
+  }
+
+  /** Make `image` the one renderCrop resamples (its pixels are copied once). */
+  load(image: RgbImage): void {
     // One array class (not Buffer) keeps the hot loops monomorphic.
     this.resampler.load(new Uint8Array(image.data.buffer, image.data.byteOffset, image.data.length), image.width, image.height);
-    for (let c = 0; c < cropCount(this.config); c++) {
-      const plan = drawCropPlan(this.config, this.seed, epoch, datasetIndex, c, image.width, image.height);
-      const { box, size } = plan;
-      const px = this.resampler.resize(box.left, box.top, box.width, box.height, size);
-      const out = c < 2 ? target.globals : target.locals;
-      this.finish(px, plan, out, cropOffset(this.config, c, target.slot, target.batchSize));
-    }
+  }
+
+  /** Crop `cropIndex` of the loaded `image` into the batch (a worker renders crop by crop to keep its event loop turning). */
+  renderCrop(image: RgbImage, epoch: number, datasetIndex: number, cropIndex: number, target: BatchSlot): void {
+    const plan = drawCropPlan(this.config, this.seed, epoch, datasetIndex, cropIndex, image.width, image.height);
+    const { box, size } = plan;
+    const px = this.resampler.resize(box.left, box.top, box.width, box.height, size);
+    const out = cropIndex < 2 ? target.globals : target.locals;
+    const writer = cropIndex < 2 ? target.writers?.globals : target.writers?.locals;
+    this.finish(px, plan, out, cropOffset(this.config, cropIndex, target.slot, target.batchSize), writer);
   }
 
   /**
@@ -73,7 +85,7 @@ export class MultiCropRenderer {
    * On the scalar path the colour jitter's last lookup (or the grayscale) rides along
    * with the blur's input when there is a blur, else with the tensor write.
    */
-  finish(px: Uint8Array, plan: CropPlan, out: Float32Array, offset: number): void {
+  finish(px: Uint8Array, plan: CropPlan, out: Float32Array, offset: number, writer?: BatchTensorWriter): void {
     const { size } = plan;
     const pixelCount = size * size;
     const simd = this.simd;
@@ -81,7 +93,7 @@ export class MultiCropRenderer {
       simd.load(px.subarray(0, pixelCount * 3));
       simd.applyColorOps(pixelCount, plan.jitter, plan.grayscale);
       if (plan.blurRadius > 0) gaussianBlurPil(simd.pixels.subarray(0, pixelCount * 3), size, size, plan.blurRadius, this.blur);
-      simd.writeNormalized(size, plan.flip, plan.solarize, out, offset);
+      if (!writer?.write(simd.pixels, size, plan.flip, plan.solarize, offset)) simd.writeNormalized(size, plan.flip, plan.solarize, out, offset);
       return;
     }
     const final = applyColorOpsDeferred(px, pixelCount, plan.jitter, plan.grayscale, this.scratch);

@@ -14,7 +14,8 @@
  * resampling input.
  */
 
-import { instantiateResample } from "./simd-resample";
+import { instantiateResample, type ResampleKernels } from "./simd-resample";
+import { instantiateTranspose, type TransposeKernels } from "./simd-transpose";
 
 const PRECISION_BITS = 32 - 8 - 2;
 const HALF = 1 << (PRECISION_BITS - 1);
@@ -79,6 +80,43 @@ export class ResampleCoefficients {
     }
     this.ksize = ksize;
     return this;
+  }
+}
+
+/** One pass's coefficients as ResampleCoefficients computes them, in arrays of exactly their size. */
+export interface CoefficientTable {
+  ksize: number;
+  bounds: Int32Array;
+  weights: Int32Array;
+}
+
+/** Int32 entries CoefficientCache holds before it starts over (16 MiB). */
+const CACHE_INTS = 1 << 22;
+
+/**
+ * Coefficients by (input size, output size). Random crops repeat sizes (a 96-pixel local
+ * crop is at most a few hundred pixels wide), so most of an image's 20 passes find their
+ * tables here instead of evaluating the filter again. Bounded: it is cleared when full.
+ */
+export class CoefficientCache {
+  private readonly tables = new Map<number, CoefficientTable>();
+  private readonly scratch = new ResampleCoefficients();
+  private ints = 0;
+
+  get(inSize: number, outSize: number): CoefficientTable {
+    const key = inSize * 65536 + outSize;
+    let table = this.tables.get(key);
+    if (!table) {
+      const c = this.scratch.compute(inSize, outSize);
+      table = { ksize: c.ksize, bounds: c.bounds.slice(0, 2 * outSize), weights: c.weights.slice(0, outSize * c.ksize) };
+      this.ints += table.bounds.length + table.weights.length;
+      if (this.ints > CACHE_INTS) {
+        this.tables.clear();
+        this.ints = table.bounds.length + table.weights.length;
+      }
+      this.tables.set(key, table);
+    }
+    return table;
   }
 }
 
@@ -192,30 +230,37 @@ const align16 = (n: number) => (n + 15) & ~15;
 const SLACK = 64;
 
 /**
- * resizeCropBicubic for many crops of one image, on the WebAssembly SIMD kernels
- * (simd-resample.ts; the scalar passes above where WebAssembly SIMD is missing, same
- * results). The image is copied into the kernels' memory once (`load`); each `resize`
- * returns a view of the crop's pixels that stays valid until the next call.
+ * resizeCropBicubic for many crops of one image, on the WebAssembly SIMD kernels (the
+ * scalar passes above where WebAssembly SIMD is missing, same results). Both passes run
+ * as simd-resample.ts' resampleColumns, 16 samples that share their taps per step: the
+ * image is copied into the kernels' memory once (`load`) and also kept transposed
+ * (simd-transpose.ts: row 3x + c is channel c of column x; bytes past the last image row
+ * are garbage that only reaches samples no output reads), so the
+ * horizontal pass is a column pass over them; its transposed output is transposed back
+ * into planes for the vertical pass, and the crop is interleaved to RGB at the end. Each
+ * `resize` returns a view of the crop's pixels that stays valid until the next call.
  */
 export class CropResampler {
-  private readonly coefficients = new ResampleScratch();
+  /** The scalar path's tables and temporary. */
+  private readonly scratch = new ResampleScratch();
+  private readonly coefficients = new CoefficientCache();
   private readonly memory: WebAssembly.Memory;
-  private readonly kernels: ReturnType<typeof instantiateResample>;
+  private readonly kernels: { resample: ResampleKernels; layout: TransposeKernels } | null;
   private bytes: Uint8Array;
   private ints: Int32Array;
-  private shorts: Int16Array;
   private image: { data: Uint8Array; width: number; height: number } | null = null;
   private readonly scalarOut: Uint8Array;
-  private layout = { out: 0, hBounds: 0, hWeights: 0, vBounds: 0, vWeights: 0, temp: 0, src: 0, planes: 0, planeStride: 0 };
+  private layout = { out: 0, hBounds: 0, hWeights: 0, vBounds: 0, vWeights: 0, tempT: 0, tempTStride: 0, temp: 0, tempStride: 0, planes: 0, planeStride: 0, src: 0, sourceT: 0, columnStride: 0 };
   /** Bytes reserved for each weight table (the regions are packed: overflowing one would corrupt the next). */
-  private weightBytes = { horizontal: 0, vertical: 0 };
+  private weightBytes = 0;
 
   constructor(readonly maxSize: number) {
     this.memory = new WebAssembly.Memory({ initial: 1 });
-    this.kernels = instantiateResample(this.memory);
+    const resample = instantiateResample(this.memory);
+    const layout = instantiateTranspose(this.memory);
+    this.kernels = resample && layout ? { resample, layout } : null;
     this.bytes = new Uint8Array(this.memory.buffer);
     this.ints = new Int32Array(this.memory.buffer);
-    this.shorts = new Int16Array(this.memory.buffer);
     this.scalarOut = this.kernels ? new Uint8Array(0) : new Uint8Array(maxSize * maxSize * 3);
   }
 
@@ -228,29 +273,40 @@ export class CropResampler {
     this.image = { data, width, height };
     if (!this.kernels) return;
     const S = this.maxSize;
+    const S16 = align16(S);
+    // A pass reads at most `height` source rows; the transposes work in 16-byte blocks.
+    const columnStride = align16(height);
     // outSize · ksize <= 4 · inSize + 3 · outSize when reducing (ksize <= 4 · inSize / outSize + 3), 5 · outSize when enlarging.
-    const coefficientInts = 4 * Math.max(width, height) + 5 * S + 16;
+    const coefficientBytes = (4 * Math.max(width, height) + 5 * S + 16) * 4;
     const out = 0;
     const hBounds = align16(out + S * S * 3 + SLACK);
     const hWeights = align16(hBounds + 2 * S * 4);
-    const vBounds = align16(hWeights + coefficientInts * 8 + S * 32);
+    const vBounds = align16(hWeights + coefficientBytes);
     const vWeights = align16(vBounds + 2 * S * 4);
-    const temp = align16(vWeights + coefficientInts * 4);
-    const src = align16(temp + S * 3 * height + SLACK);
-    // The horizontal pass reads the image as planes (simd-resample.ts' deinterleave).
-    const planeStride = align16(width * height + SLACK);
-    const planes = align16(src + width * height * 3 + SLACK);
-    const total = planes + 3 * planeStride;
+    // The horizontal pass's output, transposed: per channel, S16 rows (output columns) of up to columnStride bytes.
+    const tempT = align16(vWeights + coefficientBytes);
+    const tempTStride = align16(S16 * columnStride + SLACK);
+    // The same transposed back: per channel, up to columnStride rows of S16 bytes.
+    const temp = tempT + 3 * tempTStride;
+    const tempStride = align16(columnStride * S16 + SLACK);
+    // The vertical pass's output planes, rows of `size` bytes.
+    const planes = temp + 3 * tempStride;
+    const planeStride = align16(S * S + SLACK);
+    // The image, room for the transpose's reads of up to 15 rows past the last.
+    const src = planes + 3 * planeStride;
+    // Its transpose: row 3x + c is channel c of column x, columnStride bytes per row.
+    const sourceT = align16(src + width * 3 * columnStride + SLACK);
+    const sourceTBytes = align16(width * 3) * columnStride + SLACK;
+    const total = sourceT + sourceTBytes;
     if (total > this.memory.buffer.byteLength) {
       this.memory.grow(Math.ceil((total - this.memory.buffer.byteLength) / 65536));
       this.bytes = new Uint8Array(this.memory.buffer);
       this.ints = new Int32Array(this.memory.buffer);
-      this.shorts = new Int16Array(this.memory.buffer);
     }
-    this.layout = { out, hBounds, hWeights, vBounds, vWeights, temp, src, planes, planeStride };
-    this.weightBytes = { horizontal: vBounds - hWeights, vertical: temp - vWeights };
+    this.layout = { out, hBounds, hWeights, vBounds, vWeights, tempT, tempTStride, temp, tempStride, planes, planeStride, src, sourceT, columnStride };
+    this.weightBytes = coefficientBytes;
     this.bytes.set(data.subarray(0, width * height * 3), src);
-    this.kernels.deinterleave(src, width * height, planes, planeStride);
+    this.kernels.layout.transpose(src, width * 3, height, sourceT, columnStride, width * 3);
   }
 
   /** `image.crop((left, top, left + cropWidth, top + cropHeight)).resize((size, size), BICUBIC)` of the loaded image. */
@@ -263,9 +319,11 @@ export class CropResampler {
     const kernels = this.kernels;
     if (!kernels) {
       const px = this.scalarOut.subarray(0, size * size * 3);
-      resizeCropBicubic({ src: image.data, width: image.width, left, top, cropWidth, cropHeight }, size, size, px, this.coefficients);
+      resizeCropBicubic({ src: image.data, width: image.width, left, top, cropWidth, cropHeight }, size, size, px, this.scratch);
       return px;
     }
+    const { columns } = kernels.resample;
+    const { transpose, interleave } = kernels.layout;
     const L = this.layout;
     const stride = image.width * 3;
     const base = L.src + top * stride + left * 3;
@@ -277,55 +335,39 @@ export class CropResampler {
       for (let y = 0; y < size; y++) this.bytes.copyWithin(L.out + y * rowBytes, base + y * stride, base + y * stride + rowBytes);
       return px;
     }
-    const rowWeightStride = needHorizontal ? this.uploadRowWeights(this.coefficients.horizontal.compute(cropWidth, size), size) : 0;
-    const planeBase = L.planes + top * image.width + left;
-    if (!needVertical) {
-      kernels.rows(planeBase, L.planeStride, image.width, cropHeight, L.out, size, L.hBounds, L.hWeights, rowWeightStride);
-      return px;
-    }
-    const vertical = this.upload(this.coefficients.vertical.compute(cropHeight, size), size, L.vBounds, L.vWeights);
+    const vertical = needVertical ? this.upload(this.coefficients.get(cropHeight, size), L.vBounds, L.vWeights) : null;
     if (!needHorizontal) {
-      kernels.columns(base, stride, L.out, rowBytes, size, L.vBounds, L.vWeights, vertical.ksize, 0);
+      // Interleaved samples of one row share their taps too: one pass straight from the image.
+      columns(base, stride, L.out, rowBytes, size, L.vBounds, L.vWeights, (vertical as CoefficientTable).ksize, 0);
       return px;
     }
-    const first = vertical.bounds[0];
-    const last = vertical.bounds[size * 2 - 2] + vertical.bounds[size * 2 - 1];
-    kernels.rows(planeBase + first * image.width, L.planeStride, image.width, last - first, L.temp, size, L.hBounds, L.hWeights, rowWeightStride);
-    kernels.columns(L.temp, rowBytes, L.out, rowBytes, size, L.vBounds, L.vWeights, vertical.ksize, first);
+    const horizontal = this.upload(this.coefficients.get(cropWidth, size), L.hBounds, L.hWeights);
+    // Only the source rows some output row reads: [first, last).
+    const first = vertical ? vertical.bounds[0] : 0;
+    const last = vertical ? vertical.bounds[size * 2 - 2] + vertical.bounds[size * 2 - 1] : cropHeight;
+    const rows = last - first;
+    const rowsStride = align16(rows);
+    const S16 = align16(this.maxSize);
+    for (let c = 0; c < 3; c++) {
+      // Source column x of channel c is row 3x + c of the transposed image.
+      const sourceColumn = L.sourceT + (3 * left + c) * L.columnStride + top + first;
+      columns(sourceColumn, 3 * L.columnStride, L.tempT + c * L.tempTStride, rowsStride, size, L.hBounds, L.hWeights, horizontal.ksize, 0);
+      transpose(L.tempT + c * L.tempTStride, rowsStride, size, L.temp + c * L.tempStride, S16, rows);
+    }
+    if (!vertical) {
+      interleave(L.temp, S16, L.tempStride, size, size, L.out);
+      return px;
+    }
+    for (let c = 0; c < 3; c++) columns(L.temp + c * L.tempStride, S16, L.planes + c * L.planeStride, size, size, L.vBounds, L.vWeights, vertical.ksize, first);
+    interleave(L.planes, size, L.planeStride, size, size, L.out);
     return px;
   }
 
-  /** The horizontal coefficients in resampleRows' layout (8-tap groups of split weights); returns the bytes per output pixel. */
-  private uploadRowWeights(c: ResampleCoefficients, outSize: number): number {
-    const { bounds, weights, ksize } = c;
-    const groupsMax = Math.ceil(ksize / 8);
-    if (outSize * groupsMax * 32 > this.weightBytes.horizontal) throw new Error(`resample weights overflow their region (${outSize} × ${ksize} taps)`);
-    const ints = this.ints;
-    const shorts = this.shorts;
-    const b = this.layout.hBounds >> 2;
-    const w0 = this.layout.hWeights >> 1;
-    for (let xx = 0; xx < outSize; xx++) {
-      const n = bounds[xx * 2 + 1];
-      const groups = Math.ceil(n / 8);
-      ints[b + xx * 2] = bounds[xx * 2];
-      ints[b + xx * 2 + 1] = groups;
-      let o = w0 + xx * groupsMax * 16;
-      for (let g = 0; g < groups; g++, o += 16) {
-        for (let j = 0; j < 8; j++) {
-          const k = g * 8 + j;
-          const w = k < n ? weights[xx * ksize + k] : 0;
-          shorts[o + j] = w >> 11;
-          shorts[o + 8 + j] = w & 2047;
-        }
-      }
-    }
-    return groupsMax * 32;
-  }
-
-  private upload(c: ResampleCoefficients, outSize: number, bounds: number, weights: number): ResampleCoefficients {
-    if (outSize * c.ksize * 4 > this.weightBytes.vertical) throw new Error(`resample weights overflow their region (${outSize} × ${c.ksize} taps)`);
-    this.ints.set(c.bounds.subarray(0, outSize * 2), bounds >> 2);
-    this.ints.set(c.weights.subarray(0, outSize * c.ksize), weights >> 2);
+  /** Coefficients into the kernels' memory as resampleColumns reads them ((first tap, count) pairs, int32 rows of ksize). */
+  private upload(c: CoefficientTable, bounds: number, weights: number): CoefficientTable {
+    if (c.weights.length * 4 > this.weightBytes) throw new Error(`resample weights overflow their region (${c.bounds.length / 2} × ${c.ksize} taps)`);
+    this.ints.set(c.bounds, bounds >> 2);
+    this.ints.set(c.weights, weights >> 2);
     return c;
   }
 }

@@ -47,8 +47,14 @@ const luma = (r: number[], g: number[], b: number[]) =>
 /** in1 + alpha·(in2 − in1) in float32 (Image.blend before its clip), i32x4 in, f32x4 out. */
 const blendF32 = (in1: number[], in2: number[], alpha: number[]) => v.f32x4Add(v.f32x4ConvertI32x4S(in1), v.f32x4Mul(alpha, v.f32x4ConvertI32x4S(v.i32x4Sub(in2, in1))));
 
-/** Truncation toward zero (the clip follows in packPixels' saturating narrows). */
-const truncate = (x: number[]) => v.i32x4TruncSatF32x4S(x);
+/**
+ * Truncation toward zero of |x| < 2^22 (every value these kernels truncate; the clip
+ * follows in packPixels' saturating narrows): f32x4.trunc, then adding 1.5·2^23 leaves the
+ * integer (signed) in the low mantissa bits. Three x64 instructions where
+ * i32x4.trunc_sat_f32x4_s takes seven (its NaN and overflow handling); a NaN lane (the hue
+ * of a gray pixel, which is replaced by v at the end) gives garbage instead of 0.
+ */
+const truncate = (x: number[]) => v.i32x4Sub(v.f32x4Add(v.f32x4Trunc(x), splatF32(1.5 * 2 ** 23)), splat32(0x4b400000));
 
 /** A loop over the pixels 4 at a time from src to dst: `step` maps the 16 loaded bytes (local `loaded`) to the 16 to store. */
 function pixelLoop(L: KernelLocals, src: number, dst: number, pixels: number, loaded: number, step: number[]): number[] {
@@ -148,6 +154,19 @@ function grayKernel(): KernelFunction {
 }
 
 /**
+ * Which of hsv2rgb's (v, p, x) each of R, G, B is, as a byte index 0..2, by sector 0..5
+ * ((v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q), x being t in even
+ * sectors and q in odd ones), then 6 for gray pixels (v, v, v).
+ */
+const SOURCES = [[0, 2, 1], [2, 0, 1], [1, 0, 2], [1, 2, 0], [2, 1, 0], [0, 1, 2], [0, 0, 0]];
+
+/** A swizzle table: SOURCES[s][channels[i]] at 7i + s. */
+const channelSources = (channels: number[]) => Array.from({ length: 16 }, (_, k) => (k < 7 * channels.length ? SOURCES[k % 7][channels[Math.floor(k / 7)]] : 0));
+
+/** Byte 4k of every lane k: added to the lanes' byte indices 0..2 to address the 16-byte vector. */
+const LANE_BASES = v128Const([0, 0, 0, 0, 4, 4, 4, 4, 8, 8, 8, 8, 12, 12, 12, 12]);
+
+/**
  * hue(src, dst, pixels, shift): color-ops.ts' shiftHue on 4 pixels per step: PIL's rgb2hsv
  * (float32 quotients, 8-bit H and S) and hsv2rgb (i, f, fs as PIL, then p, q, t), all in
  * float32. PIL computes some of these steps in double; the float32 steps here give the
@@ -156,8 +175,8 @@ function grayKernel(): KernelFunction {
 function hueKernel(): KernelFunction {
   const params = { src: 0, dst: 1, pixels: 2, shift: 3 };
   const L = new KernelLocals(4);
-  const [loaded, r, g, b, maxc, vF, crF, rc, gc, bc, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp] = Array.from({ length: 20 }, () => L.v128());
-  const [hue8, sat8, pOut, xOut] = [L.v128(), L.v128(), L.v128(), L.v128()];
+  const [loaded, r, g, b, maxc, vF, crF, dr, dg, db, h, q, gray, shifted, h6, sector, fraction, fs, odd, temp] = Array.from({ length: 20 }, () => L.v128());
+  const [hue8, sat8, pOut, xOut, isR, isG] = Array.from({ length: 6 }, () => L.v128());
   const i32s = (value: number) => L.constant(splat32(value));
   const f32s = (value: number) => L.constant(splatF32(value));
   const shiftV = L.constant(v.i32x4Splat(get(params.shift)));
@@ -170,10 +189,7 @@ function hueKernel(): KernelFunction {
    */
   const rounded = (y: number[]) => v.i32x4Sub(v.f32x4Add(y, f32s(2 ** 23)), i32s(0x4b000000));
   const quotient = (numerator: number[]) => v.f32x4Div(v.f32x4ConvertI32x4S(numerator), get(crF));
-  const sectorIs = Array.from({ length: 6 }, () => L.v128());
-  const either = (k1: number, k2: number) => v.v128Or(get(sectorIs[k1]), get(sectorIs[k2]));
-  /** A channel that is v where `whereV`, else x where `whereX`, else p; v for gray pixels. */
-  const place = (whereV: number[], whereX: number[]) => v.v128Bitselect(get(maxc), v.v128Bitselect(get(xOut), get(pOut), whereX), v.v128Or(whereV, get(gray)));
+  const [source, sources] = [L.v128(), L.v128()];
 
   const step = [
     ...setLocal(r, channel(get(loaded), 0)),
@@ -181,15 +197,19 @@ function hueKernel(): KernelFunction {
     ...setLocal(b, channel(get(loaded), 2)),
     ...setLocal(maxc, v.i32x4MaxS(v.i32x4MaxS(get(r), get(g)), get(b))),
     ...setLocal(crF, v.f32x4ConvertI32x4S(v.i32x4Sub(get(maxc), v.i32x4MinS(v.i32x4MinS(get(r), get(g)), get(b))))),
-    // rgb2hsv: rc, gc, bc = (max − channel) / cr in float32; h by the maximal channel (r first, then g).
+    // rgb2hsv: rc, gc, bc = (max − channel) / cr in float32; h by the maximal channel (r first, then g):
+    // bc − gc, (2 + rc) − bc or (4 + gc) − rc. Each is (c0 + first) − second with the two quotients it
+    // needs, so two divisions instead of three; 0 + bc is bc exactly.
     // Gray pixels (cr = 0) get NaN here; their lanes are replaced by v at the end.
-    ...setLocal(rc, quotient(v.i32x4Sub(get(maxc), get(r)))),
-    ...setLocal(gc, quotient(v.i32x4Sub(get(maxc), get(g)))),
-    ...setLocal(bc, quotient(v.i32x4Sub(get(maxc), get(b)))),
-    ...setLocal(h, v.v128Bitselect(
-      v.f32x4Sub(get(bc), get(gc)),
-      v.v128Bitselect(v.f32x4Sub(v.f32x4Add(f32s(2), get(rc)), get(bc)), v.f32x4Sub(v.f32x4Add(f32s(4), get(gc)), get(rc)), v.i32x4Eq(get(g), get(maxc))),
-      v.i32x4Eq(get(r), get(maxc)),
+    ...setLocal(isR, v.i32x4Eq(get(r), get(maxc))),
+    ...setLocal(isG, v.i32x4Eq(get(g), get(maxc))),
+    // dr, dg, db = max − channel: the numerators of rc, gc, bc.
+    ...setLocal(dr, v.i32x4Sub(get(maxc), get(r))),
+    ...setLocal(dg, v.i32x4Sub(get(maxc), get(g))),
+    ...setLocal(db, v.i32x4Sub(get(maxc), get(b))),
+    ...setLocal(h, v.f32x4Sub(
+      v.f32x4Add(v.v128Bitselect(zero, v.v128Bitselect(f32s(2), f32s(4), get(isG)), get(isR)), quotient(v.v128Bitselect(get(db), v.v128Bitselect(get(dr), get(dg), get(isG)), get(isR)))),
+      quotient(v.v128Bitselect(get(dg), v.v128Bitselect(get(db), get(dr), get(isG)), get(isR))),
     )),
     // PIL: H = trunc(f32(fmod(h / 6 + 1, 1)) · 255) and S = trunc(f32(cr / max) · 255), both in
     // double. Here in float32: t = h / 6, plus 1 where negative, and the products with 255,
@@ -214,9 +234,19 @@ function hueKernel(): KernelFunction {
     ...setLocal(pOut, rounded(v.f32x4Mul(get(vF), v.f32x4Sub(f32s(1), get(fs))))),
     ...setLocal(temp, v.v128Bitselect(get(fraction), v.f32x4Sub(f32s(1), get(fraction)), get(odd))),
     ...setLocal(xOut, rounded(v.f32x4Mul(get(vF), v.f32x4Sub(f32s(1), v.f32x4Mul(get(fs), get(temp)))))),
-    ...sectorIs.flatMap((local, k) => setLocal(local, v.i32x4Eq(get(sector), k === 0 ? zero : i32s(k)))),
-    // Sectors 0..5 place (v, t, p), (q, v, p), (p, v, t), (p, q, v), (t, p, v), (v, p, q); x is q or t.
-    ...packPixels(place(either(0, 5), either(1, 4)), place(either(1, 2), either(0, 3)), place(either(3, 4), either(2, 5))),
+    // The output bytes by table lookups instead of per-sector masks: each pixel's lane holds the bytes (v, p, x, 0)
+    // (all three in 0..255, except p and x of gray pixels, garbage that the shifts keep out of byte 0, the only one
+    // gray pixels use), and byte 3k + c of the 4 output pixels is byte 4k + SOURCES[sector][c] of those lanes.
+    ...setLocal(source, v.i32x4Mul(v.v128Bitselect(i32s(6), get(sector), get(gray)), i32s(0x010101))), // (s, s, s, 0) per lane, s = 6 for gray
+    // Plus (0, 7, 128, 128): R's and G's sources from their 7-entry tables, 0 elsewhere (indices >= 16); B's likewise.
+    ...setLocal(sources, v.v128Or(
+      v.i8x16Swizzle(v128Const(channelSources([0, 1])), v.i32x4Add(get(source), i32s(0x8080_0700 | 0))),
+      v.i8x16Swizzle(v128Const(channelSources([2])), v.i32x4Add(get(source), i32s(0x8000_8080 | 0))),
+    )),
+    ...v.i8x16Swizzle(
+      v.v128Or(get(maxc), v.v128Or(v.i32x4Shl(get(pOut), i32c(8)), v.i32x4Shl(get(xOut), i32c(16)))),
+      v.i8x16Shuffle(v.i32x4Add(get(sources), LANE_BASES), zero, [0, 1, 2, 4, 5, 6, 8, 9, 10, 12, 13, 14, 3, 3, 3, 3]),
+    ),
   ];
   const loop = pixelLoop(L, params.src, params.dst, params.pixels, loaded, step);
   return { name: "hue", params: [I32, I32, I32, I32], results: [], locals: L.declaration(), code: [...L.preamble, ...loop] };

@@ -66,9 +66,13 @@ function normalizeKernel() {
 export type NormalizeKernel = (src: number, size: number, flip: number, solarize: number, dst: number, planeStride: number) => void;
 
 const instantiate = kernelInstantiator(() => kernelModule([normalizeKernel()]));
+const instantiateShared = kernelInstantiator(() => kernelModule([normalizeKernel()], { shared: true }));
 
-/** The kernel bound to `memory`, or null where WebAssembly SIMD is unavailable (callers use normalize.ts). */
-export function instantiateNormalize(memory: WebAssembly.Memory): NormalizeKernel | null {
-  const exports = instantiate(memory);
+/**
+ * The kernel bound to `memory` (a shared memory: a batch's output, see batch-memory.ts),
+ * or null where WebAssembly SIMD is unavailable (callers use normalize.ts).
+ */
+export function instantiateNormalize(memory: WebAssembly.Memory, options: { shared?: boolean } = {}): NormalizeKernel | null {
+  const exports = (options.shared ? instantiateShared : instantiate)(memory);
   return exports ? (exports.normalize as NormalizeKernel) : null;
 }

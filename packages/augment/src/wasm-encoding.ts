@@ -79,6 +79,8 @@ const op =
 
 export const simdOp = {
   i8x16Shuffle: (a: number[], b: number[], lanes: number[]) => [...a, ...b, ...simd(0x0d, ...lanes)],
+  /** Bytes of a by the byte indices in b (an index of 16 or more gives 0). */
+  i8x16Swizzle: op(0x0e),
   i32x4Splat: op(0x11),
   f32x4Splat: op(0x13),
   i32x4Eq: op(0x37),
@@ -89,6 +91,7 @@ export const simdOp = {
   v128Or: op(0x50),
   v128Bitselect: op(0x52),
   i8x16NarrowI16x8U: op(0x66),
+  f32x4Trunc: op(0x69),
   i16x8NarrowI32x4S: op(0x85),
   i16x8ExtendLowI8x16U: op(0x89),
   i16x8ExtendHighI8x16U: op(0x8a),
@@ -106,7 +109,6 @@ export const simdOp = {
   f32x4Sub: op(0xe5),
   f32x4Mul: op(0xe6),
   f32x4Div: op(0xe7),
-  i32x4TruncSatF32x4S: op(0xf8),
   f32x4ConvertI32x4S: op(0xfa),
 };
 
@@ -136,8 +138,11 @@ export interface KernelFunction {
   code: number[];
 }
 
-/** A module importing env.memory and exporting `functions`. */
-export function kernelModule(functions: KernelFunction[]): Uint8Array {
+/**
+ * A module importing env.memory and exporting `functions`. A `shared` import takes a
+ * shared memory (WebAssembly.Memory({ shared: true, maximum })) of any size.
+ */
+export function kernelModule(functions: KernelFunction[], options: { shared?: boolean } = {}): Uint8Array {
   const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
   const types = functions.flatMap((f) => [0x60, ...uleb(f.params.length), ...f.params, ...uleb(f.results.length), ...f.results]);
   const exported = functions.flatMap((f, i) => [...name(f.name), 0x00, ...uleb(i)]);
@@ -148,7 +153,8 @@ export function kernelModule(functions: KernelFunction[]): Uint8Array {
   return Uint8Array.from([
     0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
     ...section(1, [...uleb(functions.length), ...types]),
-    ...section(2, [1, ...name("env"), ...name("memory"), 0x02, 0x00, 0x01]),
+    // Limits: flags 0 = minimum only; 3 = shared, minimum and maximum (65536 pages, 4 GiB).
+    ...section(2, [1, ...name("env"), ...name("memory"), 0x02, ...(options.shared ? [0x03, 0x01, ...uleb(65536)] : [0x00, 0x01])]),
     ...section(3, [...uleb(functions.length), ...functions.map((_, i) => i)]),
     ...section(7, [...uleb(functions.length), ...exported]),
     ...section(10, [...uleb(functions.length), ...bodies]),

@@ -8,8 +8,9 @@ declare namespace WebAssembly {
     readonly exports: Record<string, unknown>;
   }
   class Memory {
-    constructor(descriptor: { initial: number; maximum?: number });
-    readonly buffer: ArrayBuffer;
+    /** shared: a memory whose buffer is a SharedArrayBuffer (needs maximum); it can be posted to worker threads. */
+    constructor(descriptor: { initial: number; maximum?: number; shared?: boolean });
+    readonly buffer: ArrayBuffer | SharedArrayBuffer;
     grow(deltaPages: number): number;
   }
 }

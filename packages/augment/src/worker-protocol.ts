@@ -7,6 +7,8 @@ export interface WorkerInit {
   seed: number;
   /** libvips threads per worker (sharp.concurrency). */
   vipsThreads: number;
+  /** The worker's pixel area in the batch memories (batch-memory.ts). */
+  lane: number;
 }
 
 export interface ImageTask {
@@ -14,11 +16,14 @@ export interface ImageTask {
   id: number;
   path: string;
   datasetIndex: number;
+  /** The batch (its memories are the same for all its tasks). */
+  batch: number;
   epoch: number;
   slot: number;
   batchSize: number;
-  globals: SharedArrayBuffer;
-  locals: SharedArrayBuffer;
+  /** The batch's output memories (batch-memory.ts): globals [2B,3,G,G], locals [L·B,3,l,l] from offset 0. */
+  globals: WebAssembly.Memory;
+  locals: WebAssembly.Memory;
 }
 
 export type WorkerReply =
@@ -26,3 +31,4 @@ export type WorkerReply =
   | { type: "done"; id: number }
   | { type: "unreadable"; id: number; reason: string }
   | { type: "failed"; id: number; message: string };
+

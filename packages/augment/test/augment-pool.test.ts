@@ -7,6 +7,7 @@ import {
   batchesPerEpoch,
   decodeRgb,
   isFourComponentJpeg,
+  MultiCropRenderer,
   scanImageFolder,
   shardBatchIndices,
   type AugmentedBatch,
@@ -98,6 +99,42 @@ describe("AugmentPool", () => {
     // Another epoch gives other crops.
     const nextEpoch = await run(dataset, 1, indices, 1);
     expect(Array.from(nextEpoch.globals.subarray(0, plane))).not.toEqual(Array.from(one.globals.subarray(0, plane)));
+  });
+
+  it("equals MultiCropRenderer.render in-process while a worker decodes several images and renders them crop by crop", async () => {
+    const good = dataset.files.map((_, i) => i).filter((i) => !badIndices.includes(i));
+    const pool = new AugmentPool({ dataset, config, threads: 1, tasksPerThread: 4, seed: 42 });
+    try {
+      const batch = await pool.batch({ epoch: 2, indices: good });
+      const renderer = new MultiCropRenderer(pool.config, 42);
+      const globals = new Float32Array(batch.globals.length);
+      const locals = new Float32Array(batch.locals.length);
+      for (let slot = 0; slot < good.length; slot++) {
+        const image = await decodeRgb(path.join(dataset.root, dataset.files[good[slot]]));
+        renderer.render(image, 2, good[slot], { slot, batchSize: good.length, globals, locals });
+      }
+      expect(Buffer.from(batch.globals.buffer, 0, batch.globals.byteLength).equals(Buffer.from(globals.buffer))).toBe(true);
+      expect(Buffer.from(batch.locals.buffer, 0, batch.locals.byteLength).equals(Buffer.from(locals.buffer))).toBe(true);
+    } finally {
+      await pool.close();
+    }
+  });
+
+  it("reuses a recycled batch's shared memories for the next batch of the same size", async () => {
+    const pool = new AugmentPool({ dataset, config, threads: 1, seed: 42 });
+    try {
+      const first = await pool.batch({ epoch: 0, indices: [0, 1] });
+      const copy = first.globals.slice();
+      pool.recycle(first);
+      const second = await pool.batch({ epoch: 0, indices: [0, 1] });
+      // Memories are pooled by size: here globals and locals both fit one page, so either may come back for either.
+      const recycled = [first.globals.buffer, first.locals.buffer];
+      expect(recycled.some((buffer) => buffer === second.globals.buffer)).toBe(true);
+      expect(recycled.some((buffer) => buffer === second.locals.buffer)).toBe(true);
+      expect(second.globals).toEqual(copy);
+    } finally {
+      await pool.close();
+    }
   });
 
   it("iterates a rank's epoch with prefetch, matching the sampler", async () => {

@@ -2,7 +2,7 @@ import { applyColorOps, blend, BlurScratch, boxRadiusForGaussian, boxWeights, Co
 import { instantiateColorKernels, type ColorKernels } from "../src/simd-color";
 import { SimdCropPixels } from "../src/simd-crop-pixels";
 import { instantiateNormalize } from "../src/simd-normalize";
-import { instantiateResample } from "../src/simd-resample";
+import { instantiateTranspose } from "../src/simd-transpose";
 import { noise } from "./fixtures";
 
 /**
@@ -167,22 +167,47 @@ describe("WebAssembly SIMD box blur along the rows", () => {
   });
 });
 
-describe("WebAssembly SIMD deinterleave (the planes the horizontal resample reads)", () => {
-  it("splits interleaved RGB into R, G, B planes exactly, for pixel counts around its 16-pixel step", () => {
-    const memory = new WebAssembly.Memory({ initial: 4 });
-    const kernels = instantiateResample(memory);
-    if (!kernels) throw new Error("WebAssembly SIMD unavailable");
-    const bytes = new Uint8Array(memory.buffer);
-    for (const count of [1, 15, 16, 17, 33, 1000]) {
-      const px = pixels(count, count + 5);
-      const planeStride = 4096;
-      const planes = 65536;
-      bytes.set(px, SRC);
-      kernels.deinterleave(SRC, count, planes, planeStride);
-      for (let c = 0; c < 3; c++) {
-        const expected = Uint8Array.from({ length: count }, (_, i) => px[3 * i + c]);
-        expect(Array.from(bytes.subarray(planes + c * planeStride, planes + c * planeStride + count))).toEqual(Array.from(expected));
+describe("WebAssembly SIMD layout kernels of the resample (simd-transpose.ts)", () => {
+  function layoutKernels() {
+    const memory = new WebAssembly.Memory({ initial: 64 });
+    const k = instantiateTranspose(memory);
+    if (!k) throw new Error("WebAssembly SIMD unavailable");
+    return { k, bytes: new Uint8Array(memory.buffer) };
+  }
+  const align16 = (n: number) => (n + 15) & ~15;
+  const SIZES: Array<[number, number]> = [[1, 1], [16, 16], [17, 3], [5, 33], [31, 16], [40, 29]];
+
+  it("transpose: dst[c·dstStride + r] = src[r·srcStride + c] for sizes around the 16 × 16 block", () => {
+    const { k, bytes } = layoutKernels();
+    for (const [rows, columns] of SIZES) {
+      const srcStride = align16(columns) + 16;
+      const dstStride = align16(rows) + 32;
+      const src = pixels(srcStride * align16(rows), rows * columns);
+      const dst = 1 << 20;
+      bytes.set(src.subarray(0, srcStride * align16(rows)), SRC);
+      k.transpose(SRC, srcStride, rows, dst, dstStride, columns);
+      for (let c = 0; c < columns; c++) {
+        const expected = Array.from({ length: rows }, (_, r) => src[r * srcStride + c]);
+        expect(Array.from(bytes.subarray(dst + c * dstStride, dst + c * dstStride + rows))).toEqual(expected);
       }
+    }
+  });
+
+  it("interleave: three planes to RGB rows of exactly width pixels (each row's spill is rewritten)", () => {
+    const { k, bytes } = layoutKernels();
+    for (const [width, rows] of SIZES) {
+      const srcStride = width + 5;
+      const planeStride = srcStride * rows + 64;
+      const planes = pixels(planeStride, width * rows + 1);
+      const dst = 1 << 20;
+      bytes.set(planes.subarray(0, 3 * planeStride), SRC);
+      bytes.fill(7, dst, dst + width * rows * 3 + 64);
+      k.interleave(SRC, srcStride, planeStride, width, rows, dst);
+      const expected = Array.from({ length: width * rows * 3 }, (_, i) => {
+        const pixel = Math.floor(i / 3);
+        return planes[(i % 3) * planeStride + Math.floor(pixel / width) * srcStride + (pixel % width)];
+      });
+      expect(Array.from(bytes.subarray(dst, dst + width * rows * 3))).toEqual(expected);
     }
   });
 });
