@@ -1,36 +1,16 @@
 /**
- * Byte encoders for the hand-assembled WebAssembly SIMD kernels of this package
- * (simd-box-blur.ts, simd-resample.ts): LEB128 integers, the few instructions every
- * kernel uses, and module sections. No toolchain is needed to build the kernels.
+ * Instruction builders for the hand-assembled WebAssembly SIMD kernels of this package
+ * (simd-*.ts), on top of @dino-coord/wasm's byte encoders: the instructions the kernels
+ * use, as stack expressions, and the module layout they share. No toolchain is needed to
+ * build the kernels.
  */
+import { f32Bytes, MODULE_HEADER, name, section, sleb, uleb } from "@dino-coord/wasm";
+
+export { section, uleb };
 
 /** Value types. */
 export const I32 = 0x7f;
 export const V128 = 0x7b;
-
-export function uleb(n: number): number[] {
-  const out: number[] = [];
-  do {
-    let byte = n & 0x7f;
-    n >>>= 7;
-    if (n !== 0) byte |= 0x80;
-    out.push(byte);
-  } while (n !== 0);
-  return out;
-}
-
-export function sleb(n: number): number[] {
-  const out: number[] = [];
-  for (;;) {
-    const byte = n & 0x7f;
-    n >>= 7;
-    if ((n === 0 && (byte & 0x40) === 0) || (n === -1 && (byte & 0x40) !== 0)) {
-      out.push(byte);
-      return out;
-    }
-    out.push(byte | 0x80);
-  }
-}
 
 /** local.get / local.set / local.tee of local `i`. */
 export const get = (i: number): number[] => [0x20, ...uleb(i)];
@@ -40,10 +20,6 @@ export const tee = (i: number): number[] => [0x22, ...uleb(i)];
 export const i32c = (value: number): number[] => [0x41, ...sleb(value)];
 /** A SIMD (0xfd-prefixed) instruction with its immediates. */
 export const simd = (code: number, ...immediates: number[]): number[] => [0xfd, ...uleb(code), ...immediates];
-
-export function section(id: number, content: number[]): number[] {
-  return [id, ...uleb(content.length), ...content];
-}
 
 /**
  * Compiles a kernel module on first use (null where WebAssembly SIMD is unavailable, so
@@ -66,7 +42,7 @@ export function kernelInstantiator(build: () => Uint8Array): (memory: WebAssembl
 export const F32 = 0x7d;
 
 /** f32.const (little-endian IEEE bytes). */
-export const f32c = (value: number): number[] => [0x43, ...new Uint8Array(Float32Array.of(value).buffer)];
+export const f32c = (value: number): number[] => [0x43, ...f32Bytes(value)];
 
 /**
  * The SIMD instructions of the newer kernels as stack-expression builders: each takes
@@ -143,7 +119,6 @@ export interface KernelFunction {
  * shared memory (WebAssembly.Memory({ shared: true, maximum })) of any size.
  */
 export function kernelModule(functions: KernelFunction[], options: { shared?: boolean } = {}): Uint8Array {
-  const name = (s: string) => [...uleb(s.length), ...Array.from(s, (c) => c.charCodeAt(0))];
   const types = functions.flatMap((f) => [0x60, ...uleb(f.params.length), ...f.params, ...uleb(f.results.length), ...f.results]);
   const exported = functions.flatMap((f, i) => [...name(f.name), 0x00, ...uleb(i)]);
   const bodies = functions.flatMap((f) => {
@@ -151,7 +126,7 @@ export function kernelModule(functions: KernelFunction[], options: { shared?: bo
     return [...uleb(entry.length), ...entry];
   });
   return Uint8Array.from([
-    0x00, 0x61, 0x73, 0x6d, 0x01, 0x00, 0x00, 0x00,
+    ...MODULE_HEADER,
     ...section(1, [...uleb(functions.length), ...types]),
     // Limits: flags 0 = minimum only; 3 = shared, minimum and maximum (65536 pages, 4 GiB).
     ...section(2, [1, ...name("env"), ...name("memory"), 0x02, ...(options.shared ? [0x03, 0x01, ...uleb(65536)] : [0x00, 0x01])]),
