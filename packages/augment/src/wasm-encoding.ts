@@ -4,22 +4,9 @@
  * use, as stack expressions, and the module layout they share. No toolchain is needed to
  * build the kernels.
  */
-import { f32Bytes, MODULE_HEADER, name, section, sleb, uleb } from "@dino-coord/wasm";
+import { f32Bytes, get, I32, MODULE_HEADER, name, section, set, simd, uleb, V128 } from "@dino-coord/wasm";
 
-export { section, uleb };
-
-/** Value types. */
-export const I32 = 0x7f;
-export const V128 = 0x7b;
-
-/** local.get / local.set / local.tee of local `i`. */
-export const get = (i: number): number[] => [0x20, ...uleb(i)];
-export const set = (i: number): number[] => [0x21, ...uleb(i)];
-export const tee = (i: number): number[] => [0x22, ...uleb(i)];
-/** i32.const */
-export const i32c = (value: number): number[] => [0x41, ...sleb(value)];
-/** A SIMD (0xfd-prefixed) instruction with its immediates. */
-export const simd = (code: number, ...immediates: number[]): number[] => [0xfd, ...uleb(code), ...immediates];
+export { F32, get, I32, i32c, section, set, simd, tee, uleb, V128 } from "@dino-coord/wasm";
 
 /**
  * Compiles a kernel module on first use (null where WebAssembly SIMD is unavailable, so
@@ -38,8 +25,6 @@ export function kernelInstantiator(build: () => Uint8Array): (memory: WebAssembl
     return compiled ? (new WebAssembly.Instance(compiled, { env: { memory } }).exports as Record<string, unknown>) : null;
   };
 }
-
-export const F32 = 0x7d;
 
 /** f32.const (little-endian IEEE bytes). */
 export const f32c = (value: number): number[] => [0x43, ...f32Bytes(value)];

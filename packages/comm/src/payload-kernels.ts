@@ -11,7 +11,7 @@
  * against corrupted, truncated and foreign payloads; it is not cryptographic.
  */
 
-import { MODULE_HEADER, name, section, sized, sleb, uleb, vec, webAssembly } from "@dino-coord/wasm";
+import { get, I32, i32c, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of wasm memory where the kernels leave their lane accumulators. */
 const ACCUMULATOR_BYTES = 64;
@@ -24,22 +24,14 @@ const MAX_WASM_PAGES = 65536;
 function buildKernelModule(): Uint8Array {
   const op = {
     block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40,
-    localGet: 0x20, localSet: 0x21, localTee: 0x22,
-    i32Const: 0x41, i32GeU: 0x4f, i32Add: 0x6a,
+    i32GeU: 0x4f, i32Add: 0x6a,
   };
-  const simd = (code: number, ...immediates: number[]): number[] => [0xfd, ...uleb(code), ...immediates];
   const memArg = [0x00, 0x00]; // alignment hint 2^0, offset 0
   const v128Load = simd(0x00, ...memArg);
   const v128Store = simd(0x0b, ...memArg);
   const i32x4Add = simd(0xae);
   const f32x4Add = simd(0xe4);
-  const i32 = 0x7f;
-  const v128 = 0x7b;
 
-  const get = (i: number) => [op.localGet, i];
-  const set = (i: number) => [op.localSet, i];
-  const tee = (i: number) => [op.localTee, i];
-  const i32c = (v: number) => [op.i32Const, ...sleb(v)];
   const advance = (i: number) => [...get(i), ...i32c(VECTOR_BYTES), op.i32Add, ...set(i)];
   const storeAt = (address: number, local: number) => [...i32c(address), ...get(local), ...v128Store];
   /** acc += top of stack; sumOfSums += acc. Consumes the vector on the stack. */
@@ -65,7 +57,7 @@ function buildKernelModule(): Uint8Array {
     ...storeAt(0, 3), ...storeAt(16, 4),
     op.end,
   ];
-  const checksumFn = [...vec([[1, i32], [2, v128]].map(([n, t]) => [n, t])), ...checksumBody];
+  const checksumFn = [...vec([[1, I32], [2, V128]].map(([n, t]) => [n, t])), ...checksumBody];
 
   // addChecksumLanes(dst, src, len): lanes of dst before (0, 16), dst += src as float32,
   // lanes of dst after (32, 48); all four continued from memory.
@@ -82,11 +74,11 @@ function buildKernelModule(): Uint8Array {
     ...storeAt(0, 5), ...storeAt(16, 6), ...storeAt(32, 7), ...storeAt(48, 8),
     op.end,
   ];
-  const addFn = [...vec([[1, i32], [5, v128]].map(([n, t]) => [n, t])), ...addBody];
+  const addFn = [...vec([[1, I32], [5, V128]].map(([n, t]) => [n, t])), ...addBody];
 
   const typeSection = vec([
-    [0x60, ...vec([[i32], [i32]]), ...vec([])],
-    [0x60, ...vec([[i32], [i32], [i32]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])],
   ]);
   const importSection = vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(1)]]);
   const functionSection = vec([[0], [1]]);

@@ -1,4 +1,4 @@
-import { f32Bytes, f64Bytes, MODULE_HEADER, name, section, sized, sleb, sleb64, uleb, vec, webAssembly } from "../src";
+import { f32Bytes, f64Bytes, get, i32c, MODULE_HEADER, name, section, set, simd, sized, sleb, sleb64, tee, uleb, vec, webAssembly } from "../src";
 
 describe("WebAssembly byte encoders", () => {
   it("encode LEB128 as the binary format's examples do", () => {
@@ -23,6 +23,16 @@ describe("WebAssembly byte encoders", () => {
     expect(name("ä")).toEqual([2, 0xc3, 0xa4]);
     expect(vec([[1], [2, 3]])).toEqual([2, 1, 2, 3]);
     expect(sized(new Array(200).fill(0)).slice(0, 2)).toEqual([0xc8, 0x01]);
+  });
+
+  it("spell the shared instructions with LEB128 immediates", () => {
+    expect(get(3)).toEqual([0x20, 3]);
+    expect(set(200)).toEqual([0x21, 0xc8, 0x01]);
+    expect(tee(0)).toEqual([0x22, 0]);
+    expect(i32c(0xffffffff)).toEqual([0x41, 0x7f]);
+    expect(i32c(-123456)).toEqual([0x41, 0xc0, 0xbb, 0x78]);
+    expect(simd(0xae)).toEqual([0xfd, 0xae, 0x01]);
+    expect(simd(0x0b, 0, 0)).toEqual([0xfd, 0x0b, 0, 0]);
   });
 
   it("assemble a module that validates and runs (i64 and f64 constants included)", () => {

@@ -18,7 +18,7 @@
  * rates where the float64 update stays finite, which changes what a blown-up run leaves as
  * its last good state.
  */
-import { MODULE_HEADER, name, section, sized, sleb, uleb, vec, webAssembly } from "@dino-coord/wasm";
+import { F64, get, I32, i32c, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of every kernel memory where sumOfSquares keeps its two lane sums. */
 export const ACCUMULATOR_BYTES = 16;
@@ -29,23 +29,14 @@ const PAIR_BYTES = 8;
 function buildKernelModule(): Uint8Array {
   const op = {
     block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40,
-    localGet: 0x20, localSet: 0x21, localTee: 0x22,
-    i32Const: 0x41, i32GeU: 0x4f, i32Add: 0x6a, i32Shl: 0x74,
+    i32GeU: 0x4f, i32Add: 0x6a, i32Shl: 0x74,
   };
-  const simd = (code: number, ...immediates: number[]): number[] => [0xfd, ...uleb(code), ...immediates];
   const memArg = [0x00, 0x00]; // alignment hint 2^0, offset 0
-  const i32 = 0x7f;
-  const f64 = 0x7c;
-  const v128 = 0x7b;
-  const get = (i: number) => [op.localGet, i];
-  const set = (i: number) => [op.localSet, i];
-  const tee = (i: number) => [op.localTee, i];
-  const i32c = (v: number) => [op.i32Const, ...sleb(v)];
   const advance = (i: number) => [...get(i), ...i32c(PAIR_BYTES), op.i32Add, ...set(i)];
   /** Two float32 at the address on the stack, as f64x2. */
-  const loadPair = [...simd(0x5d, ...memArg), ...simd(0x5f)]; // v128.load64_zero, f64x2.promote_low_f32x4
+  const loadPair = [...simd(0x5d, ...memArg), ...simd(0x5f)]; // V128.load64_zero, f64x2.promote_low_f32x4
   /** Stores the f64x2 on the stack, rounded to float32, at the address below it. */
-  const storePair = [...simd(0x5e), ...simd(0x5b, ...memArg, 0)]; // f32x4.demote_f64x2_zero, v128.store64_lane 0
+  const storePair = [...simd(0x5e), ...simd(0x5b, ...memArg, 0)]; // f32x4.demote_f64x2_zero, V128.store64_lane 0
   const splat = simd(0x14);
   const add = simd(0xf0);
   const sub = simd(0xf1);
@@ -64,7 +55,7 @@ function buildKernelModule(): Uint8Array {
   const locals = (groups: Array<[number, number]>) => vec(groups.map(([n, t]) => [...uleb(n), t]));
 
   // adamwPairs(p, g, m, v, pairs, beta1, 1-beta1, beta2, 1-beta2, √bc2, eps, decayFactor, stepSize)
-  // params: 0 p, 1 g, 2 m, 3 v, 4 pairs, 5..12 f64 constants; locals: 13 end (i32),
+  // params: 0 p, 1 g, 2 m, 3 v, 4 pairs, 5..12 F64 constants; locals: 13 end (I32),
   // 14..21 the constants splatted, 22 gv, 23 mv, 24 vv
   const adamwBody = [
     ...endOf(0, 4, 13),
@@ -88,7 +79,7 @@ function buildKernelModule(): Uint8Array {
     ]),
     op.end,
   ];
-  const adamwFn = [...locals([[1, i32], [11, v128]]), ...adamwBody];
+  const adamwFn = [...locals([[1, I32], [11, V128]]), ...adamwBody];
 
   // emaPairs(t, s, pairs, momentum, studentWeight): t = t·momentum + studentWeight·s
   // params: 0 t, 1 s, 2 pairs, 3 momentum, 4 studentWeight; locals: 5 end, 6 momentum², 7 weight²
@@ -103,7 +94,7 @@ function buildKernelModule(): Uint8Array {
     ]),
     op.end,
   ];
-  const emaFn = [...locals([[1, i32], [2, v128]]), ...emaBody];
+  const emaFn = [...locals([[1, I32], [2, V128]]), ...emaBody];
 
   // sumOfSquaresPairs(x, pairs): the f64x2 at address 0 += x[2k]², x[2k+1]² for every pair
   // params: 0 x, 1 pairs; locals: 2 end, 3 acc, 4 xv
@@ -117,7 +108,7 @@ function buildKernelModule(): Uint8Array {
     ...i32c(0), ...get(3), ...simd(0x0b, ...memArg),
     op.end,
   ];
-  const sumOfSquaresFn = [...locals([[1, i32], [2, v128]]), ...sumOfSquaresBody];
+  const sumOfSquaresFn = [...locals([[1, I32], [2, V128]]), ...sumOfSquaresBody];
 
   // scalePairs(x, pairs, factor): x = x·factor
   // params: 0 x, 1 pairs, 2 factor; locals: 3 end, 4 factor²
@@ -130,13 +121,13 @@ function buildKernelModule(): Uint8Array {
     ]),
     op.end,
   ];
-  const scaleFn = [...locals([[1, i32], [1, v128]]), ...scaleBody];
+  const scaleFn = [...locals([[1, I32], [1, V128]]), ...scaleBody];
 
   const typeSection = vec([
-    [0x60, ...vec([[i32], [i32], [i32], [i32], [i32], [f64], [f64], [f64], [f64], [f64], [f64], [f64], [f64]]), ...vec([])],
-    [0x60, ...vec([[i32], [i32], [i32], [f64], [f64]]), ...vec([])],
-    [0x60, ...vec([[i32], [i32]]), ...vec([])],
-    [0x60, ...vec([[i32], [i32], [f64]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32], [I32], [I32], [I32], [F64], [F64], [F64], [F64], [F64], [F64], [F64], [F64]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32], [I32], [F64], [F64]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32]]), ...vec([])],
+    [0x60, ...vec([[I32], [I32], [F64]]), ...vec([])],
   ]);
   const importSection = vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(1)]]);
   const functionSection = vec([[0], [1], [2], [3]]);

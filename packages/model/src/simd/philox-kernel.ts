@@ -1,14 +1,14 @@
 /**
  * Philox4x32-10 in WebAssembly, for drawing millions of values at once (a model's initial
  * weights: 27.5M for vit_tiny with the 65536-wide head took 3.2 s with the JS block
- * function, whose 32×32→64-bit products need four 16-bit partial products; wasm has i64.mul).
+ * function, whose 32×32→64-bit products need four 16-bit partial products; wasm has I64.mul).
  *
  * `unitPairs` writes, for `count` consecutive counters, the block's two 53-bit uniforms
  * (words 0–1 and 2–3, as `toUnit` in random.ts) as float64 pairs. Every operation is exact
  * integer arithmetic or an exact float64 conversion, multiplication by 2^26 or 2^-53 and
  * addition below 2^53, so the values equal the JS path's bit for bit.
  */
-import { MODULE_HEADER, f64Bytes, name, section, sized, sleb, sleb64, uleb, vec, webAssembly } from "@dino-coord/wasm";
+import { f64Bytes, get, I32, i32c, I64, MODULE_HEADER, name, section, set, sized, sleb64, uleb, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Counters per call: the output (16 bytes each) fills one 64 KiB wasm page. */
 export const UNIT_PAIRS_PER_CALL = 4096;
@@ -21,20 +21,14 @@ const PHILOX_W1 = 0xbb67ae85;
 function buildPhiloxModule(): Uint8Array {
   const op = {
     block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40,
-    localGet: 0x20, localSet: 0x21,
-    i32Const: 0x41, i64Const: 0x42, f64Const: 0x44,
+    i64Const: 0x42, f64Const: 0x44,
     i32LtU: 0x49, i32GeU: 0x4f, i32Add: 0x6a, i32Xor: 0x73, i32ShrU: 0x76,
     i64Mul: 0x7e, i64ShrU: 0x88, i32WrapI64: 0xa7, i64ExtendI32U: 0xad,
     f64Add: 0xa0, f64Mul: 0xa2, f64ConvertI32U: 0xb8, f64Store: 0x39,
   };
-  const i32 = 0x7f;
-  const i64 = 0x7e;
-  const get = (i: number) => [op.localGet, i];
-  const set = (i: number) => [op.localSet, i];
-  const i32c = (v: number) => [op.i32Const, ...sleb(v | 0)];
   const f64c = (v: number) => [op.f64Const, ...f64Bytes(v)];
   // params: 0 out, 1 count, 2 c0 of the first counter, 3 c1, 4 c2, 5 c3, 6 k0, 7 k1
-  // locals: 8 n, 9 x0, 10 x1, 11 x2, 12 x3, 13 key0, 14 key1, 15 round, 16 next x0, 17 next x2, 18 p0 (i64), 19 p1 (i64)
+  // locals: 8 n, 9 x0, 10 x1, 11 x2, 12 x3, 13 key0, 14 key1, 15 round, 16 next x0, 17 next x2, 18 p0 (I64), 19 p1 (I64)
   const [OUT, COUNT, C0, C1, C2, C3, K0, K1, N, X0, X1, X2, X3, KEY0, KEY1, ROUND, NX0, NX2, P0, P1] = Array.from({ length: 20 }, (_, i) => i);
   const product = (x: number, m: bigint, into: number) => [...get(x), op.i64ExtendI32U, op.i64Const, ...sleb64(m), op.i64Mul, ...set(into)];
   const high = (p: number) => [...get(p), op.i64Const, ...sleb64(32n), op.i64ShrU, op.i32WrapI64];
@@ -80,8 +74,8 @@ function buildPhiloxModule(): Uint8Array {
     op.br, 0, op.end, op.end,
     op.end,
   ];
-  const fn = [...vec([[...uleb(10), i32], [...uleb(2), i64]]), ...body];
-  const typeSection = vec([[0x60, ...vec(Array.from({ length: 8 }, () => [i32])), ...vec([])]]);
+  const fn = [...vec([[...uleb(10), I32], [...uleb(2), I64]]), ...body];
+  const typeSection = vec([[0x60, ...vec(Array.from({ length: 8 }, () => [I32])), ...vec([])]]);
   const importSection = vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(1)]]);
   return Uint8Array.from([
     ...MODULE_HEADER,
