@@ -1,7 +1,7 @@
 /**
  * The per-chunk byte work of the shared-memory all-reduce, streamed through the kernels'
- * scratch one cache-sized block at a time: each block is read from a file (one kernel copy),
- * checksummed or added while it is in cache, and written on (one kernel copy). So a chunk
+ * scratch one cache-sized block at a time: each block is read from a file (one copy),
+ * checksummed or added while it is in cache, and written on (one copy). So a chunk
  * costs the same per byte whatever its size, and chunks can be large, which saves ZeroMQ
  * round trips (process wake-ups: the scarce resource when many members share few cores).
  *

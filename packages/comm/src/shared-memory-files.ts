@@ -2,10 +2,10 @@
  * The same-host payload path of the ring all-reduce: one file per rank in a tmpfs directory
  * (/dev/shm), laid out like the tensor (the chunk at element e lies at byte 4e). A rank writes
  * what it sends into its own file and sends only the header over ZeroMQ as a doorbell; the
- * receiver preads the bytes straight into the checksum/add scratch (block by block, see
- * shared-memory-chunks.ts). That is one kernel copy each way and no socket traffic for the
- * payload; a 64 MB exchange through a Unix socket costs several times more CPU (small socket
- * buffers, a wakeup per few hundred KiB).
+ * receiver reads the bytes straight into the checksum/add scratch (block by block, see
+ * shared-memory-chunks.ts). That is one copy each way and no socket traffic for the payload;
+ * a 64 MB exchange through a Unix socket costs several times more CPU (small socket buffers,
+ * a wakeup per few hundred KiB).
  *
  * Why one region per segment is enough (no overwrite of bytes a peer still has to read):
  * a rank writes a given segment's region at most once per operation, and it writes it in
@@ -94,6 +94,11 @@ function removeFilesOfDeadProcesses(directory: string): void {
       // Vanished meanwhile, or not ours to read.
     }
   }
+}
+
+/** pwrite of all of `bytes` at `position` (a write may take only part of them). */
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+  for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
 }
 
 /** Own files still on disk, unlinked when the process exits normally (SIGKILL leaves them). */
@@ -186,11 +191,7 @@ export class SharedMemoryFiles {
     if (bytes <= this.ownSize) return;
     const zeros = new Uint8Array(Math.min(ZERO_FILL_BYTES, bytes - this.ownSize));
     try {
-      for (let at = this.ownSize; at < bytes; at += zeros.length) {
-        const length = Math.min(zeros.length, bytes - at);
-        let done = 0;
-        while (done < length) done += fs.writeSync(this.ownFd!, zeros, done, length - done, DATA_OFFSET + at + done);
-      }
+      for (let at = this.ownSize; at < bytes; at += zeros.length) writeFully(this.ownFd!, zeros.subarray(0, Math.min(zeros.length, bytes - at)), DATA_OFFSET + at);
     } catch (err) {
       throw new Error(
         `shared memory ${this.directory} has no room for ${bytes} bytes of collective payload (${(err as Error).message}); ` +
@@ -207,10 +208,7 @@ export class SharedMemoryFiles {
       this.ownMap.set(source, DATA_OFFSET + byteOffset);
       return;
     }
-    let done = 0;
-    while (done < source.length) {
-      done += fs.writeSync(this.ownFd!, source, done, source.length - done, DATA_OFFSET + byteOffset + done);
-    }
+    writeFully(this.ownFd!, source, DATA_OFFSET + byteOffset);
   }
 
   /** Where the tensor byte `byteOffset` lies in a file, modulo 64 (to align scratch blocks with it). */
@@ -243,13 +241,13 @@ export class SharedMemoryFiles {
     const fd = this.peerFd(rank);
     if (fd === undefined) return { reason: "malformed", detail: `shared-memory file of rank ${rank} (${this.paths[rank]}) cannot be opened` };
     const start = DATA_OFFSET + byteOffset;
-    const tooShort: SharedMemoryReadProblem = { reason: "wrong-length", detail: `shared-memory file of rank ${rank} ends before byte ${byteOffset + target.length}` };
+    const tooShort = (): SharedMemoryReadProblem => ({ reason: "wrong-length", detail: `shared-memory file of rank ${rank} ends before byte ${byteOffset + target.length}` });
     if (this.map) {
       let view = this.peerMaps[rank];
       if (!view || view.length < start + target.length) {
         // Map only what the file holds now: touching a mapping past the end of its file faults.
         const size = fs.fstatSync(fd).size;
-        if (size < start + target.length) return tooShort;
+        if (size < start + target.length) return tooShort();
         view = this.map(fd, size, false);
         this.peerMaps[rank] = view;
       }
@@ -259,7 +257,7 @@ export class SharedMemoryFiles {
     let done = 0;
     while (done < target.length) {
       const n = fs.readSync(fd, target, done, target.length - done, start + done);
-      if (n === 0) return tooShort;
+      if (n === 0) return tooShort();
       done += n;
     }
     return null;
