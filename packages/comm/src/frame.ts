@@ -26,6 +26,11 @@ export class FrameRejection {
   ) {}
 }
 
+/** Frame types whose payload lies in shared memory: their payload frame is empty. */
+const DOORBELL_TYPES = new Set<FrameType>([
+  FrameType.FRAME_TYPE_SHARED_MEMORY_DATA, FrameType.FRAME_TYPE_SHARED_INPUT_READY, FrameType.FRAME_TYPE_SHARED_SUM_READY,
+]);
+
 export interface Frame {
   header: FrameHeader;
   payload: Buffer;
@@ -61,7 +66,7 @@ export function parseFrame(parts: Buffer[], kind: CollectiveKind, groupId: numbe
   }
   const payload = parts[1];
   // A shared-memory doorbell carries its payload in a file; its payload frame is empty.
-  const inlineBytes = header.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA ? 0 : header.payloadBytes;
+  const inlineBytes = DOORBELL_TYPES.has(header.type) ? 0 : header.payloadBytes;
   if (payload.length !== inlineBytes) {
     return new FrameRejection("wrong-length", `payload frame of ${payload.length} bytes, header says ${inlineBytes}`, header);
   }

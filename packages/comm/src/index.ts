@@ -19,4 +19,5 @@ export { RECOMMENDED_PROCESS_ENV } from "./process-env";
 export { RingLayout } from "./ring-layout";
 export { PayloadKernels } from "./payload-kernels";
 export { allocateCollectiveTensor } from "./collective-tensor";
+export { allocateSharedTensor } from "./shared-tensor";
 export { benchAllReduce, benchBroadcast, type BenchOptions, type BenchResult } from "./bench/bench-collectives";

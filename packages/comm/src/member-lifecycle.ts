@@ -15,6 +15,8 @@ type State = "new" | "ready" | "busy" | "closed";
 export interface MemberChannels {
   inbox?: FrameInbox;
   outbox?: SendQueue;
+  /** Send queues to the members other than the outbox's (the direct same-host all-reduce talks to every peer). */
+  otherOutboxes?: SendQueue[];
   files?: SharedMemoryFiles;
 }
 
@@ -86,7 +88,7 @@ export class MemberLifecycle {
     if (this.state === "closed") return;
     if (this.state === "busy") return this.abort("closed during an operation");
     this.state = "closed";
-    await this.channels.outbox?.idle();
+    await Promise.all([this.channels.outbox, ...(this.channels.otherOutboxes ?? [])].map((outbox) => outbox?.idle()));
     this.shutdown(this.closeLingerMs);
   }
 
@@ -99,6 +101,7 @@ export class MemberLifecycle {
     this.state = "closed";
     this.channels.inbox?.close();
     this.channels.outbox?.close(lingerMs);
+    for (const outbox of this.channels.otherOutboxes ?? []) outbox.close(lingerMs);
     this.channels.files?.close();
   }
 }

@@ -20,7 +20,8 @@ export interface CollectiveOptions {
   /**
    * All-reduce ranks and the broadcast root: when every endpoint is `ipc://` (all members on
    * this host), move payloads through files in /dev/shm and send only headers over ZeroMQ.
-   * Default true; a member always accepts both forms, so members may differ.
+   * Default true. Under the ring schedule a member accepts both forms, so members may differ;
+   * the direct same-host all-reduce (RingAllReduce's default) needs it on every member.
    * DINO_COMM_SHM_DIR="" disables it process-wide (every member must then see the same value).
    */
   sharedMemory?: boolean;

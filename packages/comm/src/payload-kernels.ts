@@ -149,6 +149,7 @@ export class PayloadKernels {
   readonly tensor: Float32Array;
   private readonly bytes: Uint8Array;
   private readonly lanes: Uint32Array;
+  private readonly savedLanes = new Uint32Array(ACCUMULATOR_BYTES / 4);
   private readonly regionA: number;
   private readonly regionB: number;
   private readonly tensorStart: number;
@@ -285,6 +286,28 @@ export class PayloadKernels {
     const whole = wholeVectors(local.length);
     this.addChecksumLanes(view.byteOffset, local.byteOffset, whole);
     if (whole < local.length) this.addChecksumLanes(view.byteOffset + whole, this.regionB, this.load(local.subarray(whole), this.regionB));
+  }
+
+  /**
+   * A second scratch view of `length` bytes (at most blockBytes), apart from blockView's, for
+   * an addend that addBlock then adds into a block.
+   */
+  addendView(length: number): Uint8Array {
+    this.checkBlock(length);
+    return this.bytes.subarray(this.regionB, this.regionB + length);
+  }
+
+  /**
+   * `view` (a blockView) += `addend` (an addendView of the same length) as float32, leaving
+   * the stream's checksums as they were: a sum of many addends is checksummed once, when
+   * complete, with checksumBlock.
+   */
+  addBlock(view: Uint8Array, addend: Uint8Array): void {
+    const padded = this.padScratch(view.byteOffset, view.length);
+    this.padScratch(addend.byteOffset, addend.length);
+    this.savedLanes.set(this.lanes);
+    this.addChecksumLanes(view.byteOffset, addend.byteOffset, padded);
+    this.lanes.set(this.savedLanes);
   }
 
   /** Checksum of everything streamed (before any addition), `totalBytes` long. */

@@ -15,7 +15,12 @@
  * have provably reached the next rank once the operation completes (the finished segment
  * that comes back around depends on them), so the caller may reuse the array immediately.
  *
- * Same host (every endpoint ipc://): payloads go through SharedMemoryFiles instead, and
+ * Same host (every endpoint ipc://), by default: no ring at all. Each rank sums one segment
+ * straight from every rank's input in shared memory and the others copy it from there
+ * (direct-all-reduce.ts): less than half the memory traffic of a ring through memory, and
+ * the same bytes, because the additions keep the ring's order.
+ *
+ * Same host with sameHostSchedule "ring": payloads go through SharedMemoryFiles instead, and
  * ZeroMQ carries only the header as a doorbell. A doorbell announces a run of whole chunks, up
  * to SHARED_MEMORY_RUN_BYTES: one ZeroMQ round trip per run, not per chunk, because with many
  * members on few cores process wake-ups cost as much as the bytes. During
@@ -31,8 +36,9 @@
  */
 import { CollectiveKind, FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
-import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
-import { kernelsHolding } from "./collective-tensor";
+import { DirectAllReduce } from "./direct-all-reduce";
+import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError, CollectiveUsageError } from "./errors";
+import { allocateCollectiveTensor, kernelsHolding } from "./collective-tensor";
 import { bytesOf, encodeHeader, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
@@ -43,12 +49,19 @@ import { RingLayout } from "./ring-layout";
 import { SendQueue } from "./send-queue";
 import { exportChunk, gatherChunk, reduceChunk, SHARED_MEMORY_RUN_BYTES } from "./shared-memory-chunks";
 import { SharedMemoryFiles } from "./shared-memory-files";
+import { allocateSharedTensor } from "./shared-tensor";
 
 const EMPTY = Buffer.alloc(0);
 
 export interface RingAllReduceOptions extends CollectiveOptions {
   /** This process's position in the ring, 0..endpoints.length-1. */
   rank: number;
+  /**
+   * With sharedMemory on one host: "direct" (default) sums each segment straight from every
+   * member's input (direct-all-reduce.ts, least memory traffic); "ring" runs the ring through
+   * the files, and then members may differ in sharedMemory. Must be the same on every rank.
+   */
+  sameHostSchedule?: "direct" | "ring";
 }
 
 export class RingAllReduce {
@@ -66,12 +79,19 @@ export class RingAllReduce {
   private seen = new Uint8Array(0);
   /** Whether this rank sends its payloads through its own shared-memory file. */
   private sendsShared = false;
+  private readonly sameHostSchedule: "direct" | "ring";
+  /** Set when every member is on this host and the schedule is direct. */
+  private direct?: DirectAllReduce;
 
   constructor(options: RingAllReduceOptions) {
     this.options = resolveOptions(options, 1);
     this.worldSize = this.options.endpoints.length;
     checkRank(options.rank, this.worldSize);
     this.rank = options.rank;
+    this.sameHostSchedule = options.sameHostSchedule ?? "direct";
+    if (this.sameHostSchedule !== "direct" && this.sameHostSchedule !== "ring") {
+      throw new CollectiveUsageError("sameHostSchedule", `must be "direct" or "ring", got ${JSON.stringify(options.sameHostSchedule)}`);
+    }
     this.groupId = groupId("all-reduce", this.options.endpoints, this.options.epoch);
     this.logger = this.options.logger.child({ component: "ring-all-reduce", rank: this.rank, worldSize: this.worldSize, groupId: this.groupId });
     this.kernels = new PayloadKernels(this.options.chunkBytes);
@@ -104,9 +124,33 @@ export class RingAllReduce {
       if (this.options.sharedMemory) {
         files.create();
         this.sendsShared = true;
+        if (this.sameHostSchedule === "direct") this.startDirect(files);
       }
     }
     outbox.connect();
+    for (const other of this.channels.otherOutboxes ?? []) other.connect();
+  }
+
+  /** The direct schedule sends to every peer, so it needs a send queue to each. */
+  private startDirect(files: SharedMemoryFiles): void {
+    const { endpoints, highWaterMark, timeoutMs, closeLingerMs } = this.options;
+    const outboxes = endpoints.map((endpoint, peer) =>
+      peer === this.rank ? undefined : peer === this.nextRank ? this.channels.outbox! : new SendQueue(endpoint, highWaterMark, timeoutMs, closeLingerMs),
+    );
+    this.channels.otherOutboxes = outboxes.filter((outbox): outbox is SendQueue => outbox !== undefined && outbox !== this.channels.outbox);
+    this.direct = new DirectAllReduce({
+      rank: this.rank, worldSize: this.worldSize, groupId: this.groupId, endpoints, timeoutMs, files,
+      inbox: this.channels.inbox!, outboxes, abortReason: () => this.member.abortReason,
+    });
+  }
+
+  /**
+   * A zeroed tensor of `length` elements that this ring reduces fastest (call after start()):
+   * one that same-host peers read in place when the schedule is direct, else a collective
+   * tensor. A shared tensor takes room in /dev/shm, so members on other hosts get none.
+   */
+  allocateTensor(length: number): Float32Array {
+    return this.direct ? allocateSharedTensor(length) : allocateCollectiveTensor(length);
   }
 
   /** Counters of accepted and rejected frames (rejections are also logged at warn). */
@@ -155,6 +199,7 @@ export class RingAllReduce {
   }
 
   private async run(values: Float32Array, step: number): Promise<void> {
+    if (this.direct) return this.direct.run(values, step, kernelsHolding(values) ?? this.kernels);
     const inbox = this.channels.inbox!;
     const outbox = this.channels.outbox!;
     const peerFiles = this.channels.files;
@@ -353,7 +398,9 @@ export class RingAllReduce {
 
   /** Checks that a well-formed frame of this group is the next rank's data for this step. */
   private check(h: FrameHeader, step: number, layout: RingLayout, length: number, bufferIntact: boolean): FrameRejection | null {
-    if (h.type !== FrameType.FRAME_TYPE_DATA && h.type !== FrameType.FRAME_TYPE_SHARED_MEMORY_DATA) return new FrameRejection("malformed", `frame type ${h.type} in an all-reduce`, h);
+    if (h.type !== FrameType.FRAME_TYPE_DATA && h.type !== FrameType.FRAME_TYPE_SHARED_MEMORY_DATA) {
+      return new FrameRejection("malformed", `frame type ${h.type} in a ring all-reduce: every rank must use the same sharedMemory and sameHostSchedule options`, h);
+    }
     if (h.senderRank !== this.previousRank) return new FrameRejection("unknown-sender", `sender rank ${h.senderRank}, expected ${this.previousRank}`, h);
     if (h.step < step) return new FrameRejection("stale-step", `step ${h.step} while reducing step ${step}`, h);
     if (h.step > step) return new FrameRejection("future-step", `step ${h.step} while reducing step ${step}`, h);

@@ -31,7 +31,11 @@ import * as path from "path";
 import { type MapFile, sharedMapping } from "./shared-mapping";
 
 const DEFAULT_DIRECTORY = "/dev/shm";
-const FILE_PREFIX = "dino-comm-";
+/** Every shared-memory file of this package starts so; leftovers of dead processes are removed by it. */
+export const FILE_PREFIX = "dino-comm-";
+/** Names of the files behind allocateSharedTensor's tensors; peers open them by name, so nothing else is accepted. */
+export const SHARED_TENSOR_PREFIX = `${FILE_PREFIX}tensor-`;
+const SHARED_TENSOR_NAME = /^dino-comm-tensor-[0-9a-f-]+$/;
 const MAGIC = "DINOSHM1";
 /**
  * Bytes before the tensor: the owner record, padded to a page, plus half a page. The kernel's
@@ -40,7 +44,7 @@ const MAGIC = "DINOSHM1";
  * page (malloc's header), so reading tensor bytes at a page-aligned offset into it would hit
  * exactly that case, while 2048 bytes apart is fast.
  */
-const DATA_OFFSET = 4096 + 2048;
+export const DATA_OFFSET = 4096 + 2048;
 const OWNER_RECORD_BYTES = 256;
 const ZERO_FILL_BYTES = 1 << 20;
 
@@ -97,7 +101,7 @@ function removeFilesOfDeadProcesses(directory: string): void {
 }
 
 /** pwrite of all of `bytes` at `position` (a write may take only part of them). */
-function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+export function writeFully(fd: number, bytes: Uint8Array, position: number): void {
   for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
 }
 
@@ -115,6 +119,53 @@ function unlinkLiveFilesAtExit(): void {
   }
 }
 
+/**
+ * Creates `file` with this process's owner record (replacing a leftover of a killed process of
+ * the same name) and returns its descriptor; the file is removed at exit or by removeOwnedFile.
+ */
+export function createOwnedFile(file: string): number {
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    // Usually absent.
+  }
+  removeFilesOfDeadProcesses(path.dirname(file));
+  const fd = fs.openSync(file, "wx+", 0o600);
+  liveFiles.add(file);
+  fs.writeSync(fd, ownerRecord(), 0, OWNER_RECORD_BYTES, 0);
+  if (!exitHookInstalled) {
+    exitHookInstalled = true;
+    process.once("exit", unlinkLiveFilesAtExit);
+  }
+  return fd;
+}
+
+/** Removes a file made by createOwnedFile (processes that opened it keep their descriptors and mappings). */
+export function removeOwnedFile(file: string): void {
+  if (!liveFiles.delete(file)) return;
+  try {
+    fs.unlinkSync(file);
+  } catch {
+    // Already gone.
+  }
+}
+
+/**
+ * Grows the data area of the file `fd` from `from` to `to` bytes by writing zeros (tmpfs
+ * allocates the pages now, so a full /dev/shm fails here, not with a SIGBUS at a mapped write).
+ */
+export function growWithZeros(fd: number, from: number, to: number, directory: string): void {
+  const zeros = new Uint8Array(Math.min(ZERO_FILL_BYTES, Math.max(0, to - from)));
+  try {
+    for (let at = from; at < to; at += zeros.length) writeFully(fd, zeros.subarray(0, Math.min(zeros.length, to - at)), DATA_OFFSET + at);
+  } catch (err) {
+    throw new Error(
+      `shared memory ${directory} has no room for ${to} bytes of collective payload (${(err as Error).message}); ` +
+        `give the process a larger /dev/shm, or set DINO_COMM_SHM_DIR="" to send payloads through sockets`,
+    );
+  }
+}
+
 /** Why a shared-memory payload could not be read; the frame is rejected with it. */
 export interface SharedMemoryReadProblem {
   reason: "malformed" | "wrong-length";
@@ -127,6 +178,8 @@ export class SharedMemoryFiles {
   private readonly paths: string[];
   private readonly peerFds: Array<number | undefined>;
   private readonly peerMaps: Array<Uint8Array | undefined>;
+  /** Shared tensor files of peers, opened by name (see readNamed). */
+  private readonly namedSources = new Map<string, { fd: number; maps: Array<Uint8Array | undefined> }>();
   private readonly map: MapFile | null;
   private ownFd: number | undefined;
   private ownMap: Uint8Array | undefined;
@@ -170,34 +223,13 @@ export class SharedMemoryFiles {
 
   /** Creates this rank's file (replacing a leftover of a killed process with the same group). */
   create(): void {
-    const file = this.paths[this.rank];
-    try {
-      fs.unlinkSync(file);
-    } catch {
-      // Usually absent.
-    }
-    removeFilesOfDeadProcesses(this.directory);
-    this.ownFd = fs.openSync(file, "wx+", 0o600);
-    liveFiles.add(file);
-    fs.writeSync(this.ownFd, ownerRecord(), 0, OWNER_RECORD_BYTES, 0);
-    if (!exitHookInstalled) {
-      exitHookInstalled = true;
-      process.once("exit", unlinkLiveFilesAtExit);
-    }
+    this.ownFd = createOwnedFile(this.paths[this.rank]);
   }
 
   /** Grows this rank's file to hold a tensor of `bytes` bytes (done before any write of an operation). */
   reserve(bytes: number): void {
     if (bytes <= this.ownSize) return;
-    const zeros = new Uint8Array(Math.min(ZERO_FILL_BYTES, bytes - this.ownSize));
-    try {
-      for (let at = this.ownSize; at < bytes; at += zeros.length) writeFully(this.ownFd!, zeros.subarray(0, Math.min(zeros.length, bytes - at)), DATA_OFFSET + at);
-    } catch (err) {
-      throw new Error(
-        `shared memory ${this.directory} has no room for ${bytes} bytes of collective payload (${(err as Error).message}); ` +
-          `give the process a larger /dev/shm, or set DINO_COMM_SHM_DIR="" to send payloads through sockets`,
-      );
-    }
+    growWithZeros(this.ownFd!, this.ownSize, bytes, this.directory);
     this.ownSize = bytes;
     if (this.map) this.ownMap = this.map(this.ownFd!, DATA_OFFSET + bytes, true);
   }
@@ -240,16 +272,38 @@ export class SharedMemoryFiles {
   read(rank: number, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
     const fd = this.peerFd(rank);
     if (fd === undefined) return { reason: "malformed", detail: `shared-memory file of rank ${rank} (${this.paths[rank]}) cannot be opened` };
+    return this.readFrom(fd, `shared-memory file of rank ${rank}`, this.peerMaps, rank, target, byteOffset);
+  }
+
+  /**
+   * Fills `target` from the shared tensor file `name` (allocateSharedTensor) in this directory
+   * at `byteOffset`; a problem if the name is not one, or the file is missing or too short.
+   */
+  readNamed(name: string, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
+    let source = this.namedSources.get(name);
+    if (!source) {
+      if (this.closed || !SHARED_TENSOR_NAME.test(name)) return { reason: "malformed", detail: `"${name}" is not a shared tensor file name` };
+      try {
+        source = { fd: fs.openSync(path.join(this.directory, name), "r"), maps: [] };
+      } catch (err) {
+        return { reason: "malformed", detail: `shared tensor file ${name} cannot be opened (${(err as Error).message})` };
+      }
+      this.namedSources.set(name, source);
+    }
+    return this.readFrom(source.fd, `shared tensor file ${name}`, source.maps, 0, target, byteOffset);
+  }
+
+  private readFrom(fd: number, label: string, maps: Array<Uint8Array | undefined>, slot: number, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
     const start = DATA_OFFSET + byteOffset;
-    const tooShort = (): SharedMemoryReadProblem => ({ reason: "wrong-length", detail: `shared-memory file of rank ${rank} ends before byte ${byteOffset + target.length}` });
+    const tooShort = (): SharedMemoryReadProblem => ({ reason: "wrong-length", detail: `${label} ends before byte ${byteOffset + target.length}` });
     if (this.map) {
-      let view = this.peerMaps[rank];
+      let view = maps[slot];
       if (!view || view.length < start + target.length) {
         // Map only what the file holds now: touching a mapping past the end of its file faults.
         const size = fs.fstatSync(fd).size;
         if (size < start + target.length) return tooShort();
         view = this.map(fd, size, false);
-        this.peerMaps[rank] = view;
+        maps[slot] = view;
       }
       target.set(view.subarray(start, start + target.length));
       return null;
@@ -267,22 +321,16 @@ export class SharedMemoryFiles {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of [this.ownFd, ...this.peerFds]) {
+    for (const fd of [this.ownFd, ...this.peerFds, ...[...this.namedSources.values()].map((source) => source.fd)]) {
       if (fd !== undefined) fs.closeSync(fd);
     }
+    this.namedSources.clear();
     this.peerFds.fill(undefined);
     this.ownFd = undefined;
     // Mappings go when the garbage collector frees their buffers; dropping them here lets it.
     this.peerMaps.fill(undefined);
     this.ownMap = undefined;
-    const file = this.paths[this.rank];
-    if (liveFiles.delete(file)) {
-      try {
-        fs.unlinkSync(file);
-      } catch {
-        // Already gone.
-      }
-    }
+    removeOwnedFile(this.paths[this.rank]);
   }
 
   private peerFd(rank: number): number | undefined {

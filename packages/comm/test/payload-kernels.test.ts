@@ -110,6 +110,30 @@ describe("PayloadKernels streams (blocks of a payload that lives in a file)", ()
     }
   });
 
+  it("sums several addends block by block like float32 additions in order, and checksums only the finished sums", () => {
+    const kernels = new PayloadKernels(4096);
+    for (const [elements, blockBytes] of [[1, 16], [257, 64], [1000, 1024], [1023, 4096]]) {
+      const addends = [0, 1, 2, 3].map((k) => randomValues(elements, 70 + 10 * elements + k).map((x) => x * 10 ** (k - 1)));
+      const expected = addends[0].map((x, i) => Math.fround(Math.fround(Math.fround(x + addends[1][i]) + addends[2][i]) + addends[3][i]));
+      const sums = Buffer.alloc(elements * 4);
+      kernels.startStream();
+      for (let start = 0; start < sums.length; start += blockBytes) {
+        const length = Math.min(blockBytes, sums.length - start);
+        const view = kernels.blockView(length, start % 64);
+        view.set(bytesOfArray(addends[0]).subarray(start, start + length));
+        const addend = kernels.addendView(length);
+        for (const values of addends.slice(1)) {
+          addend.set(bytesOfArray(values).subarray(start, start + length));
+          kernels.addBlock(view, addend);
+        }
+        kernels.checksumBlock(view);
+        sums.set(view, start);
+      }
+      expect(sums.equals(bytesOfArray(expected))).toBe(true);
+      expect(kernels.streamChecksum(sums.length)).toBe(kernels.checksum(sums));
+    }
+  });
+
   it("caps blocks at STREAM_BLOCK_BYTES and refuses larger ones", () => {
     const kernels = new PayloadKernels(1 << 20);
     expect(kernels.blockBytes).toBe(STREAM_BLOCK_BYTES);

@@ -95,7 +95,8 @@ describe("RingAllReduce bad input", () => {
     const length = 120; // 40 elements per segment -> 3 chunks of <= 16 elements
     const endpoints = await endpointsFor(n, "ipc");
     const { logger, lines } = capturingLogger();
-    const rings = await startRing(endpoints, { chunkBytes, logger });
+    // The ring's own frames: through the direct same-host schedule they are foreign (direct-all-reduce.test.ts).
+    const rings = await startRing(endpoints, { chunkBytes, logger, sameHostSchedule: "ring" });
     const rogue = new zmq.Push({ linger: 0 });
     rogue.connect(endpoints[1]);
     try {

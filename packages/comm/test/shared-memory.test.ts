@@ -3,28 +3,29 @@ import { spawnSync } from "child_process";
 import * as fs from "fs";
 import * as path from "path";
 import * as zmq from "zeromq";
-import { allocateCollectiveTensor, CollectiveTimeoutError, type RingAllReduceOptions, PayloadKernels, RingAllReduce, RingLayout } from "../src";
+import { allocateCollectiveTensor, allocateSharedTensor, CollectiveTimeoutError, type RingAllReduceOptions, PayloadKernels, RingAllReduce, RingLayout } from "../src";
 import { SharedMemoryFiles } from "../src/shared-memory-files";
 import { sharedMapping, sharedMappingStatus } from "../src/shared-mapping";
 import { ForkedMember } from "./support/forked-member";
 import { bytesOfArray, closeAll, endpointsFor, expectCloseToSum, randomValues, silentLogger, startRing } from "./support/rings";
 
-async function allReduceAll(rings: RingAllReduce[], inputs: Float32Array[], step: number): Promise<Float32Array[]> {
-  const outputs = inputs.map((x) => Float32Array.from(x));
-  await Promise.all(rings.map((ring, r) => ring.allReduce(outputs[r], step)));
-  return outputs;
-}
-
-/** The same, reduced in collective tensors (in place in the kernels' memory; 3 elements in, so off vector boundaries). */
-async function allReduceAllInPlace(rings: RingAllReduce[], inputs: Float32Array[], step: number): Promise<Float32Array[]> {
+/** All-reduces copies of `inputs` in tensors from `allocate`, 3 elements in (off vector boundaries). */
+async function allReduceIn(allocate: (length: number) => Float32Array, rings: RingAllReduce[], inputs: Float32Array[], step: number): Promise<Float32Array[]> {
   const outputs = inputs.map((x) => {
-    const tensor = allocateCollectiveTensor(x.length + 3).subarray(3);
+    const tensor = allocate(x.length + 3).subarray(3);
     tensor.set(x);
     return tensor;
   });
   await Promise.all(rings.map((ring, r) => ring.allReduce(outputs[r], step)));
   return outputs;
 }
+
+/** In plain arrays. */
+const allReduceAll = allReduceIn.bind(null, (length) => new Float32Array(length));
+/** In collective tensors (checksummed and added in place in the kernels' memory). */
+const allReduceAllInPlace = allReduceIn.bind(null, allocateCollectiveTensor);
+/** In shared tensors (same-host peers read them where they lie). */
+const allReduceAllShared = allReduceIn.bind(null, allocateSharedTensor);
 
 /** Starts ranks whose files are read and written with pread/pwrite instead of being mapped. */
 async function startUnmappedRing(endpoints: string[], options: Partial<RingAllReduceOptions>, ranks?: number[]): Promise<RingAllReduce[]> {
@@ -64,29 +65,38 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     expect(filesOf(["ipc:///tmp/unused-0", "ipc:///tmp/unused-1"]).mapped).toBe(true);
   });
 
-  it("gives results bitwise identical to the socket path, for N = 2..5 and odd lengths, mapped or not, in collective tensors or not; keeps one file per rank", async () => {
+  it("gives results bitwise identical to the socket path, for N = 2..5 and odd lengths, direct or ring, mapped or not, in shared, collective or plain tensors; keeps one file per rank", async () => {
     for (const n of [2, 3, 4, 5]) {
       const endpoints = await endpointsFor(n, "ipc");
-      const shared = await startRing(endpoints, { chunkBytes: 256 });
+      const direct = await startRing(endpoints, { chunkBytes: 256 });
+      const ring = await startRing(await endpointsFor(n, "ipc"), { chunkBytes: 256, sameHostSchedule: "ring" });
       const unmapped = await startUnmappedRing(await endpointsFor(n, "ipc"), { chunkBytes: 256 });
+      const unmappedRing = await startUnmappedRing(await endpointsFor(n, "ipc"), { chunkBytes: 256, sameHostSchedule: "ring" });
       const sockets = await startRing(await endpointsFor(n, "ipc"), { chunkBytes: 256, sharedMemory: false });
       try {
         const files = filesOf(endpoints);
         for (let r = 0; r < n; r++) expect(fs.existsSync(files.pathOf(r))).toBe(true);
         for (const [step, length] of [1, n - 1, n, 17 * n + 3, 5003, 40_001].entries()) {
-          const inputs = shared.map((_, r) => randomValues(length, 77 * n + 10 * step + r));
-          const viaFiles = await allReduceAll(shared, inputs, 2 * step);
-          const inPlace = await allReduceAllInPlace(shared, inputs, 2 * step + 1);
-          const viaUnmappedFiles = await allReduceAllInPlace(unmapped, inputs, step);
+          const inputs = direct.map((_, r) => randomValues(length, 77 * n + 10 * step + r));
+          const outputs = [
+            ...(await allReduceAll(direct, inputs, 3 * step)),
+            ...(await allReduceAllInPlace(direct, inputs, 3 * step + 1)),
+            ...(await allReduceAllShared(direct, inputs, 3 * step + 2)),
+            ...(await allReduceAll(ring, inputs, 2 * step)),
+            ...(await allReduceAllInPlace(ring, inputs, 2 * step + 1)),
+            ...(await allReduceAllInPlace(unmapped, inputs, 2 * step)),
+            ...(await allReduceAllShared(unmapped, inputs, 2 * step + 1)),
+            ...(await allReduceAllInPlace(unmappedRing, inputs, step)),
+          ];
           const viaSockets = await allReduceAll(sockets, inputs, step);
-          expectCloseToSum(viaFiles[0], inputs);
+          expectCloseToSum(outputs[0], inputs);
           const reference = bytesOfArray(viaSockets[0]);
-          [...viaFiles, ...inPlace, ...viaUnmappedFiles, ...viaSockets].forEach((o, r) => expect({ r, length, equal: bytesOfArray(o).equals(reference) }).toEqual({ r, length, equal: true }));
+          [...outputs, ...viaSockets].forEach((o, r) => expect({ r, length, equal: bytesOfArray(o).equals(reference) }).toEqual({ r, length, equal: true }));
         }
-        await closeAll(shared);
+        await closeAll(direct);
         for (let r = 0; r < n; r++) expect(fs.existsSync(files.pathOf(r))).toBe(false);
       } finally {
-        await closeAll([...shared, ...unmapped, ...sockets]);
+        await closeAll([...direct, ...ring, ...unmapped, ...unmappedRing, ...sockets]);
       }
     }
   });
@@ -106,7 +116,9 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
   it("works when some ranks send through sockets and others through shared memory", async () => {
     const n = 4;
     const endpoints = await endpointsFor(n, "ipc");
-    const rings = [0, 1, 2, 3].map((rank) => new RingAllReduce({ rank, endpoints, timeoutMs: 10_000, logger: silentLogger, chunkBytes: 512, sharedMemory: rank % 2 === 0 }));
+    const rings = [0, 1, 2, 3].map(
+      (rank) => new RingAllReduce({ rank, endpoints, timeoutMs: 10_000, logger: silentLogger, chunkBytes: 512, sharedMemory: rank % 2 === 0, sameHostSchedule: "ring" }),
+    );
     await Promise.all(rings.map((r) => r.start()));
     try {
       await expectRanksAgree(rings, allReduceAll, 500);
@@ -120,7 +132,7 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     const chunkBytes = 64;
     const length = 40; // 20 elements per segment -> chunks of 16 and 4 elements
     const endpoints = await endpointsFor(n, "ipc");
-    const rings = await startRing(endpoints, { chunkBytes });
+    const rings = await startRing(endpoints, { chunkBytes, sameHostSchedule: "ring" });
     const rogue = new zmq.Push({ linger: 0 });
     rogue.connect(endpoints[1]);
     try {
@@ -173,7 +185,7 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     const chunkBytes = 64;
     const length = 120; // 40 elements per segment -> chunks of 16, 16 and 8 elements
     const endpoints = await endpointsFor(n, "ipc");
-    const rings = await startRing(endpoints, { chunkBytes });
+    const rings = await startRing(endpoints, { chunkBytes, sameHostSchedule: "ring" });
     const rogue = new zmq.Push({ linger: 0 });
     rogue.connect(endpoints[1]);
     try {
@@ -217,8 +229,8 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     const endpoints = await endpointsFor(2, "ipc");
     // Rank 0 sends through sockets, so it has no file to read from.
     const rings = [
-      new RingAllReduce({ rank: 0, endpoints, timeoutMs: 10_000, logger: silentLogger, sharedMemory: false }),
-      new RingAllReduce({ rank: 1, endpoints, timeoutMs: 10_000, logger: silentLogger }),
+      new RingAllReduce({ rank: 0, endpoints, timeoutMs: 10_000, logger: silentLogger, sharedMemory: false, sameHostSchedule: "ring" }),
+      new RingAllReduce({ rank: 1, endpoints, timeoutMs: 10_000, logger: silentLogger, sameHostSchedule: "ring" }),
     ];
     await Promise.all(rings.map((r) => r.start()));
     const rogue = new zmq.Push({ linger: 0 });
@@ -284,20 +296,20 @@ describe("RingAllReduce through shared memory (all ranks on one host)", () => {
     }
   });
 
-  it("fails with CollectiveTimeoutError within the timeout when the peer process dies in the middle of a transfer", async () => {
+  it.each(["direct", "ring"] as const)("%s schedule: fails with CollectiveTimeoutError within the timeout when the peer process dies in the middle of a transfer", async (sameHostSchedule) => {
     const endpoints = await endpointsFor(3, "ipc");
     const length = 1_000_000;
     const chunkBytes = 16 * 1024;
     const timeoutMs = 3000;
     const child = new ForkedMember();
-    const rings = await startRing(endpoints, { timeoutMs, chunkBytes }, [0, 1]);
+    const rings = await startRing(endpoints, { timeoutMs, chunkBytes, sameHostSchedule }, [0, 1]);
     try {
-      child.send({ type: "init", rank: 2, endpoints, timeoutMs, chunkBytes });
+      child.send({ type: "init", rank: 2, endpoints, timeoutMs, chunkBytes, sameHostSchedule });
       await child.next("ready");
       const inputs = [0, 1].map((r) => new Float32Array(length).fill(r + 1));
       child.send({ type: "run", length, seed: 2, step: 0 });
-      // Rank 2 can get no further than its first send while rank 1 has not started: kill it once
-      // rank 0 has taken that, then let rank 1 join the now broken ring.
+      // Rank 2 can get no further than its first send while rank 1 has not started (a ring chunk,
+      // or its input doorbell): kill it once rank 0 has taken that, then let rank 1 join.
       const first = rings[0].allReduce(inputs[0], 0);
       const expected = new RingLayout(length, 3, chunkBytes / 4).expectedMessages(0);
       const pollStarted = Date.now();

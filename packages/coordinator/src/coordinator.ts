@@ -142,7 +142,7 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
 
   const schedules = runSchedules(config, world, itersPerEpoch);
   // What the ring reduces in place; the coordinator contributes zeros.
-  const stepBuffer = new StepBuffer(student, K);
+  const stepBuffer = new StepBuffer(student, K, (length) => ring.allocateTensor(length));
   const results: Incoming[] = new Array(world);
   const totalSteps = config.epochs * itersPerEpoch;
   const progress = new Progress(totalSteps, Math.max(1, Math.floor(itersPerEpoch / 4)));

@@ -1,12 +1,11 @@
-import { allocateCollectiveTensor } from "@dino-coord/comm";
 import { isLastLayer, type ParamStore } from "@dino-coord/model";
 
 /**
  * What one step all-reduces, in place: [loss | teacher-output column sums (K) | gradient (P)].
  * The gradient comes last and the last layer's tensors are the store's last, so a step with
  * the last layer frozen (its gradient neither computed nor used) reduces a prefix: 61% fewer
- * bytes for ViT-S/16 with the 65536-wide head. It is a collective tensor, which the same-host
- * all-reduce checksums, adds and copies where it lies.
+ * bytes for ViT-S/16 with the 65536-wide head. Its memory comes from the ring
+ * (RingAllReduce.allocateTensor): same-host peers then read it where it lies.
  */
 export class StepBuffer {
   readonly data: Float32Array;
@@ -15,9 +14,9 @@ export class StepBuffer {
   /** Elements of the buffer that precede the last layer's gradient. */
   private readonly beforeLastLayer: number;
 
-  constructor(store: ParamStore, outDim: number) {
+  constructor(store: ParamStore, outDim: number, allocate: (length: number) => Float32Array) {
     const P = store.size;
-    this.data = allocateCollectiveTensor(1 + outDim + P);
+    this.data = allocate(1 + outDim + P);
     this.teacherOutputSum = this.data.subarray(1, 1 + outDim);
     this.gradient = this.data.subarray(1 + outDim);
     this.beforeLastLayer = 1 + outDim + lastLayerOffset(store);

@@ -151,7 +151,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     readPayload(stateMessage.payloads[2], center, "initial center");
     const adamw = new AdamW(student);
     loadOptimizerFrames(adamw, stateMessage.payloads.slice(3)); // a resumed run's AdamW state
-    const stepBuffer = new StepBuffer(student, config.model.outDim);
+    const stepBuffer = new StepBuffer(student, config.model.outDim, ring.allocateTensor.bind(ring));
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
     // The pool's batches live in SharedArrayBuffers, which onnxruntime-node does not take as

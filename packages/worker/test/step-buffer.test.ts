@@ -7,7 +7,7 @@ describe("StepBuffer [loss | teacher-output sums | gradient]", () => {
   const K = config.outDim;
 
   test("a frozen step reduces everything but the last layer's gradient, which is the store's tail", () => {
-    const buffer = new StepBuffer(store, K);
+    const buffer = new StepBuffer(store, K, (length) => new Float32Array(length));
     expect(buffer.data.length).toBe(1 + K + store.size);
     const offset = lastLayerOffset(store);
     const tail = store.specs.filter((s) => s.name.startsWith("head.last_layer.")).reduce((n, s) => n + s.shape.reduce((a, b) => a * b, 1), 0);
@@ -17,7 +17,7 @@ describe("StepBuffer [loss | teacher-output sums | gradient]", () => {
   });
 
   test("averageOver divides the loss and the gradient by the world size, not the column sums; frozen leaves the last layer alone", () => {
-    const buffer = new StepBuffer(store, K);
+    const buffer = new StepBuffer(store, K, (length) => new Float32Array(length));
     buffer.data.fill(6);
     buffer.averageOver(3, true);
     expect(buffer.loss).toBe(2);
@@ -32,6 +32,6 @@ describe("StepBuffer [loss | teacher-output sums | gradient]", () => {
   test("a store whose last layer is not at its end is refused", () => {
     const specs = dinoParamSpecs(config);
     const reordered = [specs[specs.length - 1], ...specs.slice(0, -1)];
-    expect(() => new StepBuffer(new ParamStore(reordered), K)).toThrow(/follows the last layer's tensors/);
+    expect(() => new StepBuffer(new ParamStore(reordered), K, (length) => new Float32Array(length))).toThrow(/follows the last layer's tensors/);
   });
 });

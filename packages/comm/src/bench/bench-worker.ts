@@ -31,16 +31,17 @@ interface Member {
 
 async function createMember(init: BenchInit): Promise<Member> {
   const common = { endpoints: init.endpoints, timeoutMs: init.timeoutMs, logger, chunkBytes: init.chunkBytes };
-  // Training's step buffer and teacher are collective tensors (reduced and broadcast in place).
-  const values = allocateCollectiveTensor(init.elements);
+  // Like training's: the step buffer comes from the ring (same-host peers read it in place),
+  // the teacher is a collective tensor (broadcast in place).
+  const ring = init.role === "all-reduce" ? new RingAllReduce({ ...common, rank: init.rank, sharedMemory: init.sharedMemory }) : undefined;
+  await ring?.start();
+  const values = ring ? ring.allocateTensor(init.elements) : allocateCollectiveTensor(init.elements);
   const check = (expected: number, what: string) => {
     for (const i of [0, values.length >> 1, values.length - 1]) {
       if (values.length > 0 && values[i] !== expected) throw new Error(`${what}: element ${i} is ${values[i]}, expected ${expected}`);
     }
   };
-  if (init.role === "all-reduce") {
-    const ring = new RingAllReduce({ ...common, rank: init.rank, sharedMemory: init.sharedMemory });
-    await ring.start();
+  if (ring) {
     const world = init.endpoints.length;
     return {
       prepare: () => values.fill(init.rank + 1),

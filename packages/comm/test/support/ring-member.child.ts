@@ -7,7 +7,7 @@ import { RingAllReduce } from "../../src";
 import { randomValues } from "./random-values";
 
 export type MemberCommand =
-  | { type: "init"; rank: number; endpoints: string[]; timeoutMs: number; chunkBytes: number }
+  | { type: "init"; rank: number; endpoints: string[]; timeoutMs: number; chunkBytes: number; sameHostSchedule?: "direct" | "ring" }
   | { type: "run"; length: number; seed: number; step: number }
   | { type: "exit" };
 
