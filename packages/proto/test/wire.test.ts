@@ -47,6 +47,8 @@ describe("generated wire module", () => {
       payloadCrc32: 0x89abcdef,
       totalElements: 43_000_000,
       meta: Uint8Array.from([1, 2, 3, 250]),
+      sharedTensorFile: "dino-comm-tensor-12-0-ab12cd34",
+      sharedTensorOffset: 0xfffff000,
     };
     const bytes = FrameHeader.encode(fields).finish();
     const decoded = FrameHeader.decode(bytes);
