@@ -20,9 +20,10 @@
  *      checksum.
  * Nothing is overwritten while a peer may still read it: member o reads r's share of segment
  * o only before announcing o's sum, and r writes that share (with o's sum) only after the
- * announcement; r's group file is rewritten in the next step only after every peer has
- * announced its input for that step, that is after each has finished this step; and r's
- * caller gets the tensor back only once r holds every sum, so after every owner has read it.
+ * announcement; r's sum is rewritten in the next step only after every peer has announced
+ * its input for that step, that is after each has finished this step (the copy of r's input
+ * that opens the next step lies past every sum region r has had); and r's caller gets the
+ * tensor back only once r holds every sum, so after every owner has read it.
  * A doorbell is accepted only if the sender's announcement record (shared-announcements.ts)
  * says the same, and a SUM_READY only after its sender's INPUT_READY, which a legitimate one
  * always follows (one ZeroMQ pipe keeps order).
@@ -67,6 +68,8 @@ export class DirectAllReduce {
   /** Input announcements of later steps from peers that finished this one first. */
   private early: FrameHeader[] = [];
   private readonly tail = new Uint8Array(4);
+  /** Bytes of the group file reserved for sums so far (see run). */
+  private sumRegionBytes = 0;
   private readonly announcements: SharedAnnouncements;
 
   constructor(private readonly member: DirectMember) {
@@ -81,8 +84,12 @@ export class DirectAllReduce {
     const header = (type: FrameType, fields: Partial<FrameHeader>) =>
       encodeHeader({ kind: CollectiveKind.COLLECTIVE_KIND_ALL_REDUCE, type, groupId, step, senderRank: rank, totalElements: values.length, ...fields });
 
-    // 1. Announce the input; a tensor outside shared memory is copied after the sum.
-    const stagedOffset = SUM_OFFSET + Math.ceil((Math.ceil(values.length / worldSize) * 4) / PAGE_BYTES) * PAGE_BYTES;
+    // 1. Announce the input; a tensor outside shared memory is copied after the sum region,
+    //    which keeps the largest size it has had: a slower peer may still be reading the last
+    //    step's sum from it while this copy is written.
+    const sumBytes = Math.ceil((Math.ceil(values.length / worldSize) * 4) / PAGE_BYTES) * PAGE_BYTES;
+    this.sumRegionBytes = Math.max(this.sumRegionBytes, sumBytes);
+    const stagedOffset = SUM_OFFSET + this.sumRegionBytes;
     const shared = sharedTensorLocation(values);
     const inPlace = shared !== undefined && shared.directory === files.directory;
     files.reserve(stagedOffset + (inPlace ? 0 : bytes.length));

@@ -19,7 +19,14 @@ function doorbell(fields: IFrameHeader): Buffer[] {
   return [Buffer.from(FrameHeader.encode({ protocolVersion: PROTOCOL_VERSION, kind: CollectiveKind.COLLECTIVE_KIND_ALL_REDUCE, ...fields }).finish()), Buffer.alloc(0)];
 }
 
-const settle = (ms = 50) => new Promise((resolve) => setTimeout(resolve, ms));
+/** Polls `done` until it holds (a test that never gets there fails with the timeout). */
+async function waitUntil(done: () => boolean, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!done()) {
+    if (Date.now() > deadline) throw new Error(`condition not reached within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 5));
+  }
+}
 
 describe("direct same-host all-reduce", () => {
   it("sums for N = 1..8 over consecutive steps of changing length, each rank at its own pace, bitwise equal on every rank", async () => {
@@ -80,7 +87,6 @@ describe("direct same-host all-reduce", () => {
         doorbell({ ...sum, type: FrameType.FRAME_TYPE_SHARED_MEMORY_DATA }), // the ring's doorbell
       ];
       for (const frame of queued) await rogue.send(frame);
-      await settle(100);
 
       const inputs = rings.map((_, r) => randomValues(length, 500 + r));
       // Shared tensors: rank 0 reads rank 1's input where it lies, in rank 1's tensor.
@@ -93,12 +99,12 @@ describe("direct same-host all-reduce", () => {
       // wait for rank 2's input: a forged sum of rank 0 now would overwrite rank 1's share of
       // segment 0 before rank 0 has read it.
       const running = [target.allReduce(outputs[1], step)];
-      await settle(100);
+      await waitUntil(() => target.stats.framesRejected === queued.length);
       running.push(rings[0].allReduce(outputs[0], step));
-      await settle(100);
+      await waitUntil(() => target.stats.framesAccepted === 1 && rings[0].stats.framesAccepted === 1);
       await rogue.send(doorbell(sum));
       await rogue.send(doorbell({ ...sum, payloadBytes: 8 }));
-      await settle(100);
+      await waitUntil(() => target.stats.framesRejected === queued.length + 2);
       await Promise.all([...running, rings[2].allReduce(outputs[2], step)]);
 
       expectCloseToSum(outputs[1], inputs);
