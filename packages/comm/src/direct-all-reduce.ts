@@ -107,13 +107,15 @@ export class DirectAllReduce {
     let ownSumSent = false;
     let bufferIntact = true;
     let lastProgressAt = Date.now();
+    const lastHeard = new Array<number>(worldSize).fill(0);
     const failure = (direction: "receive" | "send") => {
       const reason = this.member.abortReason();
       if (reason !== null) return new CollectiveAbortedError({ operation: "allReduce", step, rank, bufferIntact, reason });
-      // The peer named is the first whose input never came (a peer waiting for the same input
-      // sends no sum either), else the first whose sum never came, or that stopped taking frames.
+      // Every peer that owes a doorbell is silent, but a dead one went silent first (the
+      // others wait for it): name the one heard from least recently, or that stopped taking frames.
       const peers = Array.from({ length: worldSize }, (_, peer) => peer).filter((peer) => peer !== rank);
-      const silent = direction === "send" ? peers.find((peer) => outboxes[peer]?.failure) : peers.find((peer) => !inputs[peer]) ?? peers.find((peer) => !summed[peer]);
+      const owing = peers.filter((peer) => !inputs[peer] || !summed[peer]);
+      const silent = direction === "send" ? peers.find((peer) => outboxes[peer]?.failure) : owing.sort((a, b) => lastHeard[a] - lastHeard[b])[0];
       const peerRank = silent ?? peers[0];
       return new CollectiveTimeoutError({
         operation: "allReduce", step, rank, bufferIntact, peerRank, peerEndpoint: endpoints[peerRank], direction, timeoutMs, received, expected: 2 * (worldSize - 1),
@@ -204,6 +206,7 @@ export class DirectAllReduce {
       received++;
       inbox.accepted();
       lastProgressAt = Date.now();
+      lastHeard[sender] = performance.now();
     }
   }
 

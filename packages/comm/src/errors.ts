@@ -25,8 +25,10 @@ export class CollectiveError extends Error {
 
 /**
  * A peer stopped making progress (died, stalled or was never started) for `timeoutMs`.
- * `peerRank` is the neighbour this rank was waiting on; in a ring every rank downstream of
- * a dead peer stalls too, so the dead one is the rank named by its successor.
+ * `peerRank` is the peer this rank was waiting on; in a ring every rank downstream of a dead
+ * peer stalls too, so the dead one is the rank named by its successor. In the direct
+ * same-host all-reduce, where a rank waits on every peer, it is the peer heard from least
+ * recently (the others stalled waiting for it).
  */
 export class CollectiveTimeoutError extends CollectiveError {
   readonly peerRank: number;
