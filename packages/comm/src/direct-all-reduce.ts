@@ -148,49 +148,31 @@ export class DirectAllReduce {
       }
       const h = frame.header;
       const sender = h.senderRank;
-      if (h.type !== INPUT_READY && h.type !== SUM_READY) {
-        inbox.reject(new FrameRejection("malformed", `frame type ${h.type} in a direct same-host all-reduce: every rank must use the same sharedMemory and sameHostSchedule options`, h));
+      const problem = this.checkHeader(h, step);
+      if (problem === "early") {
+        this.early.push(h);
         continue;
       }
-      if (sender >= worldSize || sender === rank) {
-        inbox.reject(new FrameRejection("unknown-sender", `sender rank ${sender} in a group of ${worldSize} (this is rank ${rank})`, h));
-        continue;
-      }
-      if (h.step < step) {
-        inbox.reject(new FrameRejection("stale-step", `step ${h.step} while reducing step ${step}`, h));
-        continue;
-      }
-      if (h.step > step) {
-        // A peer that finished this step may announce its next input before this member has
-        // read every sum; a sum of a later step cannot be legitimate yet.
-        if (h.type === INPUT_READY && this.early.length < 2 * worldSize) this.early.push(h);
-        else inbox.reject(new FrameRejection("future-step", `step ${h.step} while reducing step ${step}`, h));
+      if (problem) {
+        inbox.reject(problem);
         continue;
       }
       if (h.totalElements !== values.length) {
         throw new CollectiveMismatchError({ operation: "allReduce", step, rank, bufferIntact, peerRank: sender, localElements: values.length, peerElements: h.totalElements });
       }
       if (h.type === INPUT_READY) {
-        const problem = inputs[sender] ? new FrameRejection("duplicate", `input of rank ${sender} already announced`, h) : this.checkInput(h, bytes.length);
-        if (problem) {
-          inbox.reject(problem);
+        const inputProblem = inputs[sender] ? new FrameRejection("duplicate", `input of rank ${sender} already announced`, h) : this.checkInput(h, bytes.length);
+        if (inputProblem) {
+          inbox.reject(inputProblem);
           continue;
         }
         inputs[sender] = { file: h.sharedTensorFile, byteOffset: h.sharedTensorOffset };
         announced++;
       } else {
         const [start, end] = segmentBytes(sender);
-        const problem = summed[sender]
-          ? new FrameRejection("duplicate", `sum of segment ${sender} already applied`, h)
-          : !inputs[sender]
-            ? new FrameRejection("malformed", `sum of segment ${sender} before rank ${sender}'s input`, h)
-            : h.payloadBytes !== end - start
-              ? new FrameRejection("wrong-length", `${h.payloadBytes} bytes, segment ${sender} has ${end - start}`, h)
-              : !this.announcements.sumMatches(sender, { step, checksum: h.payloadCrc32 })
-                ? new FrameRejection("bad-checksum", `rank ${sender} has recorded no such sum for step ${step}`, h)
-                : null;
-        if (problem) {
-          inbox.reject(problem);
+        const sumProblem = this.checkSum(h, end - start, summed[sender] === 1, inputs[sender] !== undefined);
+        if (sumProblem) {
+          inbox.reject(sumProblem);
           continue;
         }
         // 3. The sum streams into this member's share of the segment, which its owner has read.
@@ -239,6 +221,35 @@ export class DirectAllReduce {
   private readInput(peer: number, input: PeerInput, target: Uint8Array, at: number): SharedMemoryReadProblem | null {
     const { files } = this.member;
     return input.file === "" ? files.read(peer, target, input.byteOffset + at) : files.readNamed(input.file, target, input.byteOffset + at);
+  }
+
+  /** Whether a frame of this group is a doorbell of this step from a peer ("early": of the next step, kept for it). */
+  private checkHeader(h: FrameHeader, step: number): FrameRejection | "early" | null {
+    const { rank, worldSize } = this.member;
+    if (h.type !== INPUT_READY && h.type !== SUM_READY) {
+      return new FrameRejection("malformed", `frame type ${h.type} in a direct same-host all-reduce: every rank must use the same sharedMemory and sameHostSchedule options`, h);
+    }
+    if (h.senderRank >= worldSize || h.senderRank === rank) return new FrameRejection("unknown-sender", `sender rank ${h.senderRank} in a group of ${worldSize} (this is rank ${rank})`, h);
+    if (h.step < step) return new FrameRejection("stale-step", `step ${h.step} while reducing step ${step}`, h);
+    if (h.step > step) {
+      // A peer that finished this step may announce its next input before this member has
+      // read every sum; a sum of a later step cannot be legitimate yet.
+      if (h.type === INPUT_READY && this.early.length < 2 * worldSize) return "early";
+      return new FrameRejection("future-step", `step ${h.step} while reducing step ${step}`, h);
+    }
+    return null;
+  }
+
+  /** A sum is taken once, after its sender's input, at its segment's length, if its sender recorded it. */
+  private checkSum(h: FrameHeader, segmentBytes: number, alreadySummed: boolean, inputKnown: boolean): FrameRejection | null {
+    const sender = h.senderRank;
+    if (alreadySummed) return new FrameRejection("duplicate", `sum of segment ${sender} already applied`, h);
+    if (!inputKnown) return new FrameRejection("malformed", `sum of segment ${sender} before rank ${sender}'s input`, h);
+    if (h.payloadBytes !== segmentBytes) return new FrameRejection("wrong-length", `${h.payloadBytes} bytes, segment ${sender} has ${segmentBytes}`, h);
+    if (!this.announcements.sumMatches(sender, { step: h.step, checksum: h.payloadCrc32 })) {
+      return new FrameRejection("bad-checksum", `rank ${sender} has recorded no such sum for step ${h.step}`, h);
+    }
+    return null;
   }
 
   /** An announced input must be readable to its end; the files it lies in never shrink. */
