@@ -76,17 +76,27 @@ function buildKernelModule(): Uint8Array {
   ];
   const addFn = [...vec([[1, I32], [5, V128]].map(([n, t]) => [n, t])), ...addBody];
 
+  // addLanes(dst, src, len): dst += src as float32; no checksum (a sum of several addends is
+  // checksummed once, when complete). locals: 0 dst, 1 src, 2 len, 3 end
+  const plainAddBody = [
+    ...get(0), ...get(2), op.i32Add, ...set(3),
+    ...loopUntil(0, 3, [...get(0), ...get(0), ...v128Load, ...get(1), ...v128Load, ...f32x4Add, ...v128Store, ...advance(0), ...advance(1)]),
+    op.end,
+  ];
+  const plainAddFn = [...vec([[1, I32]].map(([n, t]) => [n, t])), ...plainAddBody];
+
   const typeSection = vec([
     [0x60, ...vec([[I32], [I32]]), ...vec([])],
     [0x60, ...vec([[I32], [I32], [I32]]), ...vec([])],
   ]);
   const importSection = vec([[...name("env"), ...name("memory"), 0x02, 0x00, ...uleb(1)]]);
-  const functionSection = vec([[0], [1]]);
+  const functionSection = vec([[0], [1], [1]]);
   const exportSection = vec([
     [...name("checksumLanes"), 0x00, 0],
     [...name("addChecksumLanes"), 0x00, 1],
+    [...name("addLanes"), 0x00, 2],
   ]);
-  const codeSection = vec([sized(checksumFn), sized(addFn)]);
+  const codeSection = vec([sized(checksumFn), sized(addFn), sized(plainAddFn)]);
   return Uint8Array.from([
     ...MODULE_HEADER,
     ...section(1, typeSection), ...section(2, importSection), ...section(3, functionSection),
@@ -149,12 +159,12 @@ export class PayloadKernels {
   readonly tensor: Float32Array;
   private readonly bytes: Uint8Array;
   private readonly lanes: Uint32Array;
-  private readonly savedLanes = new Uint32Array(ACCUMULATOR_BYTES / 4);
   private readonly regionA: number;
   private readonly regionB: number;
   private readonly tensorStart: number;
   private readonly checksumLanes: (ptr: number, len: number) => void;
   private readonly addChecksumLanes: (dst: number, src: number, len: number) => void;
+  private readonly addLanes: (dst: number, src: number, len: number) => void;
 
   constructor(maxChunkBytes: number, tensorElements = 0) {
     this.maxChunkBytes = maxChunkBytes;
@@ -178,6 +188,7 @@ export class PayloadKernels {
     this.tensor = new Float32Array(memory.buffer, this.tensorStart, tensorElements);
     this.checksumLanes = instance.exports.checksumLanes as (ptr: number, len: number) => void;
     this.addChecksumLanes = instance.exports.addChecksumLanes as (dst: number, src: number, len: number) => void;
+    this.addLanes = instance.exports.addLanes as (dst: number, src: number, len: number) => void;
   }
 
   /** Whether `view` lies in this instance's tensor, where the streaming methods use it in place. */
@@ -305,9 +316,7 @@ export class PayloadKernels {
   addBlock(view: Uint8Array, addend: Uint8Array): void {
     const padded = this.padScratch(view.byteOffset, view.length);
     this.padScratch(addend.byteOffset, addend.length);
-    this.savedLanes.set(this.lanes);
-    this.addChecksumLanes(view.byteOffset, addend.byteOffset, padded);
-    this.lanes.set(this.savedLanes);
+    this.addLanes(view.byteOffset, addend.byteOffset, padded);
   }
 
   /** Checksum of everything streamed (before any addition), `totalBytes` long. */
