@@ -36,6 +36,8 @@ export const FILE_PREFIX = "dino-comm-";
 /** Names of the files behind allocateSharedTensor's tensors; peers open them by name, so nothing else is accepted. */
 export const SHARED_TENSOR_PREFIX = `${FILE_PREFIX}tensor-`;
 const SHARED_TENSOR_NAME = /^dino-comm-tensor-[0-9a-f-]+$/;
+/** Shared tensor files of peers kept open at once (a training run has one per peer). */
+const MAX_NAMED_SOURCES = 64;
 const MAGIC = "DINOSHM1";
 /**
  * Bytes before the tensor: the owner record, padded to a page, plus half a page. The kernel's
@@ -283,6 +285,9 @@ export class SharedMemoryFiles {
     let source = this.namedSources.get(name);
     if (!source) {
       if (this.closed || !SHARED_TENSOR_NAME.test(name)) return { reason: "malformed", detail: `"${name}" is not a shared tensor file name` };
+      // Peers that allocate tensors over and over would otherwise pile up descriptors here;
+      // the ones still in use are simply opened again.
+      if (this.namedSources.size >= MAX_NAMED_SOURCES) this.closeNamedSources();
       try {
         source = { fd: fs.openSync(path.join(this.directory, name), "r"), maps: [] };
       } catch (err) {
@@ -321,16 +326,21 @@ export class SharedMemoryFiles {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of [this.ownFd, ...this.peerFds, ...[...this.namedSources.values()].map((source) => source.fd)]) {
+    for (const fd of [this.ownFd, ...this.peerFds]) {
       if (fd !== undefined) fs.closeSync(fd);
     }
-    this.namedSources.clear();
+    this.closeNamedSources();
     this.peerFds.fill(undefined);
     this.ownFd = undefined;
     // Mappings go when the garbage collector frees their buffers; dropping them here lets it.
     this.peerMaps.fill(undefined);
     this.ownMap = undefined;
     removeOwnedFile(this.paths[this.rank]);
+  }
+
+  private closeNamedSources(): void {
+    for (const { fd } of this.namedSources.values()) fs.closeSync(fd);
+    this.namedSources.clear();
   }
 
   private peerFd(rank: number): number | undefined {

@@ -139,6 +139,28 @@ describe("direct same-host all-reduce", () => {
     await closeAll(rings);
   });
 
+  it("keeps a bounded number of peers' tensor files open when peers bring new tensors every step", async () => {
+    const rings = await startRing(await endpointsFor(2, "ipc"), { chunkBytes: 4096 });
+    const openDescriptors = () => fs.readdirSync("/proc/self/fd").length;
+    try {
+      const before = openDescriptors();
+      for (let step = 0; step < 150; step++) {
+        const inputs = [0, 1].map((r) => randomValues(64, 10 * step + r));
+        const outputs = inputs.map((x) => {
+          const tensor = allocateSharedTensor(x.length);
+          tensor.set(x);
+          return tensor;
+        });
+        await Promise.all(rings.map((ring, r) => ring.allReduce(outputs[r], step)));
+        expect(bytesOfArray(outputs[1]).equals(bytesOfArray(outputs[0]))).toBe(true);
+      }
+      // Two members, each holding at most 64 of the other's files.
+      expect(openDescriptors() - before).toBeLessThanOrEqual(2 * 64);
+    } finally {
+      await closeAll(rings);
+    }
+  });
+
   it("refuses an unknown schedule by name", () => {
     expect(() => new RingAllReduce({ rank: 0, endpoints: ["ipc:///tmp/a", "ipc:///tmp/b"], timeoutMs: 100, logger: silentLogger, sameHostSchedule: "tree" as "ring" })).toThrow(
       /sameHostSchedule/,
