@@ -260,7 +260,7 @@ export class AugmentPool {
   }
 
   private spawn(lane: number): void {
-    const init: WorkerInit = { config: this.config, seed: this.seed, vipsThreads: this.vipsThreads, lane };
+    const init: WorkerInit = { config: this.config, seed: this.seed, vipsThreads: this.vipsThreads, lane, lowerDecodePriority: this.threads < availableParallelism() };
     const handle: WorkerHandle = { worker: new Worker(this.script, { workerData: init }), lane, ready: false, running: new Map() };
     this.workers.add(handle);
     handle.startTimer = setTimeout(() => {

@@ -1,8 +1,8 @@
 /**
  * Worker-thread entry: decodes the images of its tasks (several at once, on libvips'
  * threads) and renders their crops into the batch's shared memories, one image at a time.
- * Rendering yields to the event loop after every crop: a decode takes several event-loop
- * turns (the file read's open / stat / read / close, then the sharp call and its result),
+ * Rendering yields to the event loop after every crop: a decode takes event-loop turns
+ * (the sharp call and its result, and the file read where it is asynchronous),
  * and a whole image's ~6 ms of synchronous rendering between turns starved the decodes,
  * leaving this thread waiting for pixels.
  */
@@ -11,6 +11,7 @@ import sharp from "sharp";
 import { cropCount } from "./augment-config";
 import { BatchTensorWriter, batchFloats, maxCropSize } from "./batch-memory";
 import { decodeRgb, UnreadableImageError, type RgbImage } from "./decode-image";
+import { lowerDecodeThreadPriority } from "./decode-thread-priority";
 import { MultiCropRenderer, type BatchSlot } from "./multi-crop";
 import type { ImageTask, WorkerInit, WorkerReply } from "./worker-protocol";
 
@@ -33,9 +34,14 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const decoded: Array<{ task: ImageTask; image: RgbImage }> = [];
 let rendering = false;
 
+/** Decodes between looks for new libvips threads to deprioritise. */
+const PRIORITY_CHECK_EVERY = 16;
+let decodes = 0;
+
 port.on("message", (task: ImageTask) => {
   decodeRgb(task.path).then(
     (image) => {
+      if (init.lowerDecodePriority && decodes++ % PRIORITY_CHECK_EVERY === 0) lowerDecodeThreadPriority();
       decoded.push({ task, image });
       void renderDecoded();
     },

@@ -1,12 +1,5 @@
-import { readFile as readFileCallback } from "node:fs";
-import { promisify } from "node:util";
 import sharp from "sharp";
-
-/**
- * fs.readFile with a callback, promisified: half the CPU of fs/promises' readFile (which
- * goes through a FileHandle, a promise per step) on the worker thread that also renders.
- */
-const readFile = promisify(readFileCallback);
+import { readImageFile } from "./read-image-file";
 
 /** A decoded image as interleaved 8-bit RGB (PIL's `img.convert("RGB")`). */
 export interface RgbImage {
@@ -39,7 +32,7 @@ export class UnreadableImageError extends Error {
 export async function decodeRgb(path: string): Promise<RgbImage> {
   let bytes: Buffer;
   try {
-    bytes = await readFile(path);
+    bytes = await readImageFile(path);
   } catch (err) {
     throw new UnreadableImageError(path, (err as Error).message);
   }

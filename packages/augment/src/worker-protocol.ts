@@ -9,6 +9,8 @@ export interface WorkerInit {
   vipsThreads: number;
   /** The worker's pixel area in the batch memories (batch-memory.ts). */
   lane: number;
+  /** Whether to run libvips' threads at a lower priority (decode-thread-priority.ts): the pool leaves cores spare. */
+  lowerDecodePriority: boolean;
 }
 
 export interface ImageTask {

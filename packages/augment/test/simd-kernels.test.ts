@@ -92,17 +92,21 @@ describe("WebAssembly SIMD colour kernels equal the scalar reference", () => {
   it("hsv2rgb's p, q and t in float32, rounded half to even (the hue kernel's way), equal PIL's double arithmetic for every (S, V, H)", () => {
     const { fround: f32, floor, round } = Math; // local aliases: the test realm's Math calls are slow in this hot loop
     const rounded = (y: number) => f32(f32(y + 2 ** 23) - 2 ** 23);
+    // The kernel's fs and f: integers times float32(1/255), where PIL divides by 255.
+    const inverse255 = f32(1 / 255);
     let mismatches = 0;
     let checked = 0;
     for (let s = 0; s < 256; s++) {
       const fs = f32(s / 255.0);
-      for (let v = 0; v < 256; v++) if (rounded(f32(v * f32(1 - fs))) !== round(v * (1.0 - fs))) mismatches++;
+      const fsKernel = f32(s * inverse255);
+      for (let v = 0; v < 256; v++) if (rounded(f32(v * f32(1 - fsKernel))) !== round(v * (1.0 - fs))) mismatches++;
       for (let h = 0; h < 256; h++) {
         const h6 = (h * 6.0) / 255.0;
         const f = f32(h6 - floor(h6));
+        const fKernel = f32((6 * h - 255 * floor(h6)) * inverse255);
         const odd = (floor(h6) % 6) & 1;
         const pil = 1.0 - fs * (odd ? f : 1.0 - f);
-        const kernel = f32(1 - f32(fs * (odd ? f : f32(1 - f))));
+        const kernel = f32(1 - f32(fsKernel * (odd ? fKernel : f32(1 - fKernel))));
         for (let v = 0; v < 256; v++, checked++) if (rounded(f32(v * kernel)) !== round(v * pil)) mismatches++;
       }
     }
