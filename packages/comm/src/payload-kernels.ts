@@ -11,7 +11,7 @@
  * against corrupted, truncated and foreign payloads; it is not cryptographic.
  */
 
-import { get, I32, i32c, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
+import { get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of wasm memory where the kernels leave their lane accumulators. */
 const ACCUMULATOR_BYTES = 64;
@@ -22,10 +22,7 @@ const MAX_WASM_PAGES = 65536;
 
 /** Builds the wasm binary. Opcodes are named so the module can be read and changed here. */
 function buildKernelModule(): Uint8Array {
-  const op = {
-    block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40,
-    i32GeU: 0x4f, i32Add: 0x6a,
-  };
+  const op = { end: 0x0b, i32Add: 0x6a };
   const memArg = [0x00, 0x00]; // alignment hint 2^0, offset 0
   const v128Load = simd(0x00, ...memArg);
   const v128Store = simd(0x0b, ...memArg);
@@ -36,13 +33,6 @@ function buildKernelModule(): Uint8Array {
   const storeAt = (address: number, local: number) => [...i32c(address), ...get(local), ...v128Store];
   /** acc += top of stack; sumOfSums += acc. Consumes the vector on the stack. */
   const fletcherStep = (acc: number, sumOfSums: number) => [...get(acc), ...i32x4Add, ...tee(acc), ...get(sumOfSums), ...i32x4Add, ...set(sumOfSums)];
-  /** while (params[cursor] < locals[end]) { body } */
-  const loopUntil = (cursor: number, end: number, body: number[]) => [
-    op.block, op.void, op.loop, op.void,
-    ...get(cursor), ...get(end), op.i32GeU, op.brIf, 1,
-    ...body,
-    op.br, 0, op.end, op.end,
-  ];
 
   // Both kernels continue from the lanes found in memory (the caller zeroes them to start), so
   // a payload can be fed in blocks of whole vectors and still gets its one-pass checksum.

@@ -1,4 +1,4 @@
-import { f32Bytes, f64Bytes, get, i32c, MODULE_HEADER, name, section, set, simd, sized, sleb, sleb64, tee, uleb, vec, webAssembly } from "../src";
+import { END, f32Bytes, f64Bytes, get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, sleb, sleb64, tee, uleb, vec, webAssembly } from "../src";
 
 describe("WebAssembly byte encoders", () => {
   it("encode LEB128 as the binary format's examples do", () => {
@@ -33,6 +33,8 @@ describe("WebAssembly byte encoders", () => {
     expect(i32c(-123456)).toEqual([0x41, 0xc0, 0xbb, 0x78]);
     expect(simd(0xae)).toEqual([0xfd, 0xae, 0x01]);
     expect(simd(0x0b, 0, 0)).toEqual([0xfd, 0x0b, 0, 0]);
+    // block, loop; local.get 1 < local.get 2 else br_if 1; body; br 0; end; end
+    expect(loopUntil(1, 2, [0x01])).toEqual([0x02, 0x40, 0x03, 0x40, 0x20, 1, 0x20, 2, 0x4f, 0x0d, 1, 0x01, 0x0c, 0, 0x0b, 0x0b]);
   });
 
   it("assemble a module that validates and runs (i64 and f64 constants included)", () => {
@@ -49,5 +51,21 @@ describe("WebAssembly byte encoders", () => {
     expect(webAssembly!.validate(bytes)).toBe(true);
     const instance = new webAssembly!.Instance(new webAssembly!.Module(bytes), {});
     expect((instance.exports.f as () => number)()).toBe(-3_000_000_002.5);
+  });
+
+  it("run loopUntil as a while loop over locals", () => {
+    // sum(n): i32 { let i = 0, acc = 0; while (i < n) { acc += i; i += 1 } return acc }  (locals: 0 n, 1 i, 2 acc)
+    const i32Add = 0x6a;
+    const loop = loopUntil(1, 0, [...get(2), ...get(1), i32Add, ...set(2), ...get(1), ...i32c(1), i32Add, ...set(1)]);
+    const body = [...vec([[2, I32]]), ...loop, ...get(2), END];
+    const bytes = Uint8Array.from([
+      ...MODULE_HEADER,
+      ...section(1, vec([[0x60, ...vec([[I32]]), ...vec([[I32]])]])),
+      ...section(3, vec([[0]])),
+      ...section(7, vec([[...name("sum"), 0x00, 0]])),
+      ...section(10, vec([sized(body)])),
+    ]);
+    const sum = new webAssembly!.Instance(new webAssembly!.Module(bytes), {}).exports.sum as (n: number) => number;
+    expect([0, 1, 5, 100].map(sum)).toEqual([0, 0, 10, 4950]);
   });
 });

@@ -18,7 +18,7 @@
  * rates where the float64 update stays finite, which changes what a blown-up run leaves as
  * its last good state.
  */
-import { F64, get, I32, i32c, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
+import { F64, get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of every kernel memory where sumOfSquares keeps its two lane sums. */
 export const ACCUMULATOR_BYTES = 16;
@@ -27,10 +27,7 @@ export const CHUNK_ELEMENTS = 32768;
 const PAIR_BYTES = 8;
 
 function buildKernelModule(): Uint8Array {
-  const op = {
-    block: 0x02, loop: 0x03, br: 0x0c, brIf: 0x0d, end: 0x0b, void: 0x40,
-    i32GeU: 0x4f, i32Add: 0x6a, i32Shl: 0x74,
-  };
+  const op = { end: 0x0b, i32Add: 0x6a, i32Shl: 0x74 };
   const memArg = [0x00, 0x00]; // alignment hint 2^0, offset 0
   const advance = (i: number) => [...get(i), ...i32c(PAIR_BYTES), op.i32Add, ...set(i)];
   /** Two float32 at the address on the stack, as f64x2. */
@@ -45,13 +42,6 @@ function buildKernelModule(): Uint8Array {
   const sqrt = simd(0xef);
   /** end = start + pairs · 8 */
   const endOf = (start: number, pairs: number, end: number) => [...get(start), ...get(pairs), ...i32c(3), op.i32Shl, op.i32Add, ...set(end)];
-  /** while (locals[cursor] < locals[end]) { body } */
-  const loopUntil = (cursor: number, end: number, body: number[]) => [
-    op.block, op.void, op.loop, op.void,
-    ...get(cursor), ...get(end), op.i32GeU, op.brIf, 1,
-    ...body,
-    op.br, 0, op.end, op.end,
-  ];
   const locals = (groups: Array<[number, number]>) => vec(groups.map(([n, t]) => [...uleb(n), t]));
 
   // adamwPairs(p, g, m, v, pairs, beta1, 1-beta1, beta2, 1-beta2, √bc2, eps, decayFactor, stepSize)
