@@ -34,7 +34,8 @@ import { encodeHeader, FrameRejection, parseFrame } from "./frame";
 import type { FrameInbox } from "./frame-inbox";
 import type { PayloadKernels } from "./payload-kernels";
 import type { SendQueue } from "./send-queue";
-import { SharedAnnouncements, SUM_OFFSET } from "./shared-announcements";
+import { segmentStart } from "./ring-layout";
+import { type InputAnnouncement, SharedAnnouncements, SUM_OFFSET } from "./shared-announcements";
 import { gatherChunk } from "./shared-memory-chunks";
 import type { SharedMemoryFiles, SharedMemoryReadProblem } from "./shared-memory-files";
 import { sharedTensorLocation } from "./shared-tensor";
@@ -58,12 +59,6 @@ export interface DirectMember {
   abortReason: () => string | null;
 }
 
-/** Where a peer's input lies: a shared tensor file by name, or ("") the peer's group file. */
-interface PeerInput {
-  file: string;
-  byteOffset: number;
-}
-
 export class DirectAllReduce {
   /** Input announcements of later steps from peers that finished this one first. */
   private early: FrameHeader[] = [];
@@ -80,7 +75,7 @@ export class DirectAllReduce {
   async run(values: Float32Array, step: number, kernels: PayloadKernels): Promise<void> {
     const { rank, worldSize, groupId, files, inbox, outboxes, timeoutMs, endpoints } = this.member;
     const bytes = new Uint8Array(values.buffer, values.byteOffset, values.byteLength);
-    const segmentBytes = (g: number): [number, number] => [Math.floor((g * values.length) / worldSize) * 4, Math.floor(((g + 1) * values.length) / worldSize) * 4];
+    const segmentBytes = (g: number): [number, number] => [segmentStart(g, values.length, worldSize) * 4, segmentStart(g + 1, values.length, worldSize) * 4];
     const header = (type: FrameType, fields: Partial<FrameHeader>) =>
       encodeHeader({ kind: CollectiveKind.COLLECTIVE_KIND_ALL_REDUCE, type, groupId, step, senderRank: rank, totalElements: values.length, ...fields });
 
@@ -99,7 +94,7 @@ export class DirectAllReduce {
     const ready = header(INPUT_READY, { payloadBytes: input.bytes, sharedTensorFile: input.file, sharedTensorOffset: input.byteOffset });
     for (const outbox of outboxes) outbox?.enqueue([ready, EMPTY]);
 
-    const inputs: Array<PeerInput | undefined> = new Array(worldSize).fill(undefined);
+    const inputs: Array<InputAnnouncement | undefined> = new Array(worldSize).fill(undefined);
     const summed = new Uint8Array(worldSize);
     let announced = 1;
     let gathered = 1;
@@ -161,12 +156,13 @@ export class DirectAllReduce {
         throw new CollectiveMismatchError({ operation: "allReduce", step, rank, bufferIntact, peerRank: sender, localElements: values.length, peerElements: h.totalElements });
       }
       if (h.type === INPUT_READY) {
-        const inputProblem = inputs[sender] ? new FrameRejection("duplicate", `input of rank ${sender} already announced`, h) : this.checkInput(h, bytes.length);
+        const peerInput = { step: h.step, file: h.sharedTensorFile, byteOffset: h.sharedTensorOffset, bytes: h.payloadBytes };
+        const inputProblem = inputs[sender] ? new FrameRejection("duplicate", `input of rank ${sender} already announced`, h) : this.checkInput(h, peerInput, bytes.length);
         if (inputProblem) {
           inbox.reject(inputProblem);
           continue;
         }
-        inputs[sender] = { file: h.sharedTensorFile, byteOffset: h.sharedTensorOffset };
+        inputs[sender] = peerInput;
         announced++;
       } else {
         const [start, end] = segmentBytes(sender);
@@ -193,7 +189,7 @@ export class DirectAllReduce {
   }
 
   /** The sum of segment [start, end) over every input, written to this member's file and tensor; returns its checksum. */
-  private sumSegment(bytes: Uint8Array, start: number, end: number, inputs: Array<PeerInput | undefined>, kernels: PayloadKernels, step: number): number {
+  private sumSegment(bytes: Uint8Array, start: number, end: number, inputs: Array<InputAnnouncement | undefined>, kernels: PayloadKernels, step: number): number {
     const { rank, worldSize, files } = this.member;
     kernels.startStream();
     for (let at = start; at < end; at += kernels.blockBytes) {
@@ -218,7 +214,7 @@ export class DirectAllReduce {
     return kernels.streamChecksum(end - start);
   }
 
-  private readInput(peer: number, input: PeerInput, target: Uint8Array, at: number): SharedMemoryReadProblem | null {
+  private readInput(peer: number, input: InputAnnouncement, target: Uint8Array, at: number): SharedMemoryReadProblem | null {
     const { files } = this.member;
     return input.file === "" ? files.read(peer, target, input.byteOffset + at) : files.readNamed(input.file, target, input.byteOffset + at);
   }
@@ -253,12 +249,10 @@ export class DirectAllReduce {
   }
 
   /** An announced input must be readable to its end; the files it lies in never shrink. */
-  private checkInput(h: FrameHeader, inputBytes: number): FrameRejection | null {
-    if (h.payloadBytes !== inputBytes) return new FrameRejection("wrong-length", `input of ${h.payloadBytes} bytes, this rank's has ${inputBytes}`, h);
-    if (!this.announcements.inputMatches(h.senderRank, { step: h.step, file: h.sharedTensorFile, byteOffset: h.sharedTensorOffset, bytes: h.payloadBytes })) {
-      return new FrameRejection("malformed", `rank ${h.senderRank} has recorded no such input for step ${h.step}`, h);
-    }
-    const problem = this.readInput(h.senderRank, { file: h.sharedTensorFile, byteOffset: h.sharedTensorOffset }, this.tail, inputBytes - this.tail.length);
+  private checkInput(h: FrameHeader, input: InputAnnouncement, inputBytes: number): FrameRejection | null {
+    if (input.bytes !== inputBytes) return new FrameRejection("wrong-length", `input of ${input.bytes} bytes, this rank's has ${inputBytes}`, h);
+    if (!this.announcements.inputMatches(h.senderRank, input)) return new FrameRejection("malformed", `rank ${h.senderRank} has recorded no such input for step ${input.step}`, h);
+    const problem = this.readInput(h.senderRank, input, this.tail, inputBytes - this.tail.length);
     return problem && new FrameRejection(problem.reason, problem.detail, h);
   }
 

@@ -10,6 +10,11 @@
  * What a rank receives at step t is exactly what it sends at step t+1, so each chunk is
  * forwarded as soon as it has been processed, and chunks of consecutive steps overlap.
  */
+/** First element of `segment` when `length` elements are cut into `worldSize` segments (sizes differ by at most one). */
+export function segmentStart(segment: number, length: number, worldSize: number): number {
+  return Math.floor((segment * length) / worldSize);
+}
+
 export class RingLayout {
   readonly length: number;
   readonly worldSize: number;
@@ -25,7 +30,7 @@ export class RingLayout {
   }
 
   segmentStart(segment: number): number {
-    return Math.floor((segment * this.length) / this.worldSize);
+    return segmentStart(segment, this.length, this.worldSize);
   }
 
   chunkCount(segment: number): number {

@@ -35,9 +35,9 @@ const DEFAULT_DIRECTORY = "/dev/shm";
 export const FILE_PREFIX = "dino-comm-";
 /** Names of the files behind allocateSharedTensor's tensors; peers open them by name, so nothing else is accepted. */
 export const SHARED_TENSOR_PREFIX = `${FILE_PREFIX}tensor-`;
-const SHARED_TENSOR_NAME = /^dino-comm-tensor-[0-9a-f-]+$/;
+const SHARED_TENSOR_NAME = new RegExp(`^${SHARED_TENSOR_PREFIX}[0-9a-f-]+$`);
 /** Shared tensor files of peers kept open at once (a training run has one per peer). */
-const MAX_NAMED_SOURCES = 64;
+const MAX_NAMED_FILES = 64;
 const MAGIC = "DINOSHM1";
 /**
  * Bytes before the tensor: the owner record, padded to a page, plus half a page. The kernel's
@@ -103,7 +103,7 @@ function removeFilesOfDeadProcesses(directory: string): void {
 }
 
 /** pwrite of all of `bytes` at `position` (a write may take only part of them). */
-export function writeFully(fd: number, bytes: Uint8Array, position: number): void {
+function writeFully(fd: number, bytes: Uint8Array, position: number): void {
   for (let done = 0; done < bytes.length; ) done += fs.writeSync(fd, bytes, done, bytes.length - done, position + done);
 }
 
@@ -168,6 +168,12 @@ export function growWithZeros(fd: number, from: number, to: number, directory: s
   }
 }
 
+/** A peer's file opened for reading, and its mapping once one was needed (as much as the file held then). */
+interface PeerFile {
+  fd: number;
+  view?: Uint8Array;
+}
+
 /** Why a shared-memory payload could not be read; the frame is rejected with it. */
 export interface SharedMemoryReadProblem {
   reason: "malformed" | "wrong-length";
@@ -178,10 +184,9 @@ export class SharedMemoryFiles {
   readonly directory: string;
   private readonly rank: number;
   private readonly paths: string[];
-  private readonly peerFds: Array<number | undefined>;
-  private readonly peerMaps: Array<Uint8Array | undefined>;
+  private readonly peerFiles: Array<PeerFile | undefined>;
   /** Shared tensor files of peers, opened by name (see readNamed). */
-  private readonly namedSources = new Map<string, { fd: number; maps: Array<Uint8Array | undefined> }>();
+  private readonly namedFiles = new Map<string, PeerFile>();
   private readonly map: MapFile | null;
   private ownFd: number | undefined;
   private ownMap: Uint8Array | undefined;
@@ -209,8 +214,7 @@ export class SharedMemoryFiles {
     this.rank = rank;
     const key = createHash("sha256").update(`${kind}\n${epoch}\n${endpoints.join("\n")}`).digest("hex").slice(0, 24);
     this.paths = endpoints.map((_, r) => path.join(directory, `${FILE_PREFIX}${key}-${r}`));
-    this.peerFds = endpoints.map(() => undefined);
-    this.peerMaps = endpoints.map(() => undefined);
+    this.peerFiles = endpoints.map(() => undefined);
     this.map = sharedMapping();
   }
 
@@ -267,14 +271,14 @@ export class SharedMemoryFiles {
 
   /** Opens every peer file that exists now (peers without the shared-memory path have none). */
   openPeers(): void {
-    for (let r = 0; r < this.paths.length; r++) if (r !== this.rank) this.peerFd(r);
+    for (let r = 0; r < this.paths.length; r++) if (r !== this.rank) this.peerFile(r);
   }
 
   /** Fills `target` from `rank`'s file at `byteOffset`; a problem if the file is missing or too short. */
   read(rank: number, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
-    const fd = this.peerFd(rank);
-    if (fd === undefined) return { reason: "malformed", detail: `shared-memory file of rank ${rank} (${this.paths[rank]}) cannot be opened` };
-    return this.readFrom(fd, `shared-memory file of rank ${rank}`, this.peerMaps, rank, target, byteOffset);
+    const file = this.peerFile(rank);
+    if (file === undefined) return { reason: "malformed", detail: `shared-memory file of rank ${rank} (${this.paths[rank]}) cannot be opened` };
+    return this.readFrom(file, `shared-memory file of rank ${rank}`, target, byteOffset);
   }
 
   /**
@@ -282,40 +286,38 @@ export class SharedMemoryFiles {
    * at `byteOffset`; a problem if the name is not one, or the file is missing or too short.
    */
   readNamed(name: string, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
-    let source = this.namedSources.get(name);
-    if (!source) {
+    let file = this.namedFiles.get(name);
+    if (!file) {
       if (this.closed || !SHARED_TENSOR_NAME.test(name)) return { reason: "malformed", detail: `"${name}" is not a shared tensor file name` };
       // Peers that allocate tensors over and over would otherwise pile up descriptors here;
       // the ones still in use are simply opened again.
-      if (this.namedSources.size >= MAX_NAMED_SOURCES) this.closeNamedSources();
+      if (this.namedFiles.size >= MAX_NAMED_FILES) this.closeNamedFiles();
       try {
-        source = { fd: fs.openSync(path.join(this.directory, name), "r"), maps: [] };
+        file = { fd: fs.openSync(path.join(this.directory, name), "r") };
       } catch (err) {
         return { reason: "malformed", detail: `shared tensor file ${name} cannot be opened (${(err as Error).message})` };
       }
-      this.namedSources.set(name, source);
+      this.namedFiles.set(name, file);
     }
-    return this.readFrom(source.fd, `shared tensor file ${name}`, source.maps, 0, target, byteOffset);
+    return this.readFrom(file, `shared tensor file ${name}`, target, byteOffset);
   }
 
-  private readFrom(fd: number, label: string, maps: Array<Uint8Array | undefined>, slot: number, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
+  private readFrom(file: PeerFile, label: string, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
     const start = DATA_OFFSET + byteOffset;
     const tooShort = (): SharedMemoryReadProblem => ({ reason: "wrong-length", detail: `${label} ends before byte ${byteOffset + target.length}` });
     if (this.map) {
-      let view = maps[slot];
-      if (!view || view.length < start + target.length) {
+      if (!file.view || file.view.length < start + target.length) {
         // Map only what the file holds now: touching a mapping past the end of its file faults.
-        const size = fs.fstatSync(fd).size;
+        const size = fs.fstatSync(file.fd).size;
         if (size < start + target.length) return tooShort();
-        view = this.map(fd, size, false);
-        maps[slot] = view;
+        file.view = this.map(file.fd, size, false);
       }
-      target.set(view.subarray(start, start + target.length));
+      target.set(file.view.subarray(start, start + target.length));
       return null;
     }
     let done = 0;
     while (done < target.length) {
-      const n = fs.readSync(fd, target, done, target.length - done, start + done);
+      const n = fs.readSync(file.fd, target, done, target.length - done, start + done);
       if (n === 0) return tooShort();
       done += n;
     }
@@ -326,34 +328,30 @@ export class SharedMemoryFiles {
   close(): void {
     if (this.closed) return;
     this.closed = true;
-    for (const fd of [this.ownFd, ...this.peerFds]) {
-      if (fd !== undefined) fs.closeSync(fd);
-    }
-    this.closeNamedSources();
-    this.peerFds.fill(undefined);
-    this.ownFd = undefined;
+    if (this.ownFd !== undefined) fs.closeSync(this.ownFd);
+    for (const file of this.peerFiles) if (file) fs.closeSync(file.fd);
+    this.closeNamedFiles();
     // Mappings go when the garbage collector frees their buffers; dropping them here lets it.
-    this.peerMaps.fill(undefined);
+    this.peerFiles.fill(undefined);
+    this.ownFd = undefined;
     this.ownMap = undefined;
     removeOwnedFile(this.paths[this.rank]);
   }
 
-  private closeNamedSources(): void {
-    for (const { fd } of this.namedSources.values()) fs.closeSync(fd);
-    this.namedSources.clear();
+  private closeNamedFiles(): void {
+    for (const { fd } of this.namedFiles.values()) fs.closeSync(fd);
+    this.namedFiles.clear();
   }
 
-  private peerFd(rank: number): number | undefined {
+  private peerFile(rank: number): PeerFile | undefined {
     if (this.closed) return undefined;
-    let fd = this.peerFds[rank];
-    if (fd === undefined) {
+    if (!this.peerFiles[rank]) {
       try {
-        fd = fs.openSync(this.paths[rank], "r");
+        this.peerFiles[rank] = { fd: fs.openSync(this.paths[rank], "r") };
       } catch {
         return undefined;
       }
-      this.peerFds[rank] = fd;
     }
-    return fd;
+    return this.peerFiles[rank];
   }
 }
