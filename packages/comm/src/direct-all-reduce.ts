@@ -258,6 +258,7 @@ export class DirectAllReduce {
 
   /** An input announcement of `step` that arrived during an earlier step, if any (stale ones are dropped). */
   private earlyFrame(step: number): FrameHeader | undefined {
+    if (this.early.length === 0) return undefined;
     for (const h of this.early) if (h.step < step) this.member.inbox.reject(new FrameRejection("stale-step", `input of step ${h.step} kept for a step never run`, h));
     this.early = this.early.filter((h) => h.step >= step);
     const index = this.early.findIndex((h) => h.step === step);
