@@ -4,6 +4,7 @@ import { Worker } from "node:worker_threads";
 import type { Logger } from "pino";
 import { resolveAugmentConfig, type AugmentConfig } from "./augment-config";
 import { batchFloats, createBatchMemory, createBatchMemoryBytes, maxCropSize } from "./batch-memory";
+import { populatePages } from "./populate-pages";
 import { shardBatchIndices } from "./distributed-sampler";
 import { AugmentConfigError, AugmentPoolClosedError, AugmentTimeoutError, AugmentWorkerError, DataFolderError } from "./errors";
 import type { ImageFolderDataset } from "./image-folder";
@@ -253,6 +254,7 @@ export class AugmentPool {
     const fresh = () => {
       const memory = createBatchMemory(floats, this.threads, maxCropSize(this.config));
       this.memoryOf.set(memory.buffer as SharedArrayBuffer, memory); // shared: always a SharedArrayBuffer
+      void populatePages(memory);
       return memory;
     };
     const bytes = createBatchMemoryBytes(floats, this.threads, maxCropSize(this.config));

@@ -1,8 +1,9 @@
 /**
- * Worker-thread entry: decodes the images of its tasks (several at once, on libvips'
- * threads) and renders their crops into the batch's shared memories, one image at a time.
- * Rendering yields to the event loop after every crop: a decode takes event-loop turns
- * (the sharp call and its result, and the file read where it is asynchronous),
+ * Worker-thread entry: decodes the images of its tasks (several at once, on libuv's
+ * thread pool with the native JPEG decoder, or on libvips' threads) and renders their crops
+ * into the batch's shared memories, one image at a time. Rendering yields to the event loop
+ * after every crop: a decode takes event-loop turns (its start and its result, and the
+ * file read where it is asynchronous),
  * and a whole image's ~6 ms of synchronous rendering between turns starved the decodes,
  * leaving this thread waiting for pixels.
  */

@@ -1,0 +1,218 @@
+/*
+ * Baseline and progressive JPEG decoding to interleaved 8-bit RGB with libjpeg(-turbo), on
+ * libuv's thread pool (N-API async work). sharp spends ~4.7 ms of CPU per ImageNet-sized
+ * image (0.24 Mpx) in libvips' pipeline, thread hand-offs and option handling, around a
+ * decode that libjpeg-turbo does in ~0.9 ms; this helper is that decode alone.
+ *
+ * It takes the images whose pixels it is certain to get as PIL's `convert("RGB")` does:
+ * 8-bit YCbCr, grayscale, CMYK and YCCK JPEGs that decode without a single libjpeg warning,
+ * within sharp's default pixel limit, with libjpeg's defaults (ISLOW IDCT, fancy
+ * upsampling), which PIL and libvips use too. Anything else (corrupt or truncated data,
+ * 12-bit samples, other formats) resolves with a reason instead, and the caller decodes with
+ * sharp, whose rules for those cases it already follows.
+ *
+ * decode(bytes: Uint8Array): Promise<{ data: Buffer, width, height } | string>
+ */
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <jpeglib.h>
+#include <node_api.h>
+
+/* sharp's default limitInputPixels (0x3FFF squared): beyond it sharp refuses the image. */
+#define MAX_PIXELS (16383.0 * 16383.0)
+
+typedef struct {
+  struct jpeg_error_mgr manager;
+  jmp_buf escape;
+  int warnings;
+} ErrorState;
+
+typedef struct {
+  napi_async_work work;
+  napi_deferred deferred;
+  napi_ref input;
+  const unsigned char* bytes;
+  size_t length;
+  unsigned char* pixels;
+  unsigned width;
+  unsigned height;
+  char reason[JMSG_LENGTH_MAX + 64];
+} DecodeJob;
+
+static void on_error(j_common_ptr decoder) {
+  ErrorState* state = (ErrorState*)decoder->err;
+  longjmp(state->escape, 1);
+}
+
+/* Level −1 is a warning about the data (corrupt or truncated); higher levels are traces. */
+static void on_message(j_common_ptr decoder, int level) {
+  if (level < 0) ((ErrorState*)decoder->err)->warnings++;
+}
+
+/* PIL reads every 4-component JPEG as inverted CMYK ("CMYK;I", Adobe's convention) and
+ * converts it with cmyk2rgb: channel = nk − MULDIV255(value, nk), nk = 255 − K. */
+static void inverted_cmyk_to_rgb(const JSAMPLE* cmyk, unsigned char* rgb, unsigned width) {
+  for (unsigned x = 0; x < width; x++, cmyk += 4, rgb += 3) {
+    const int nk = cmyk[3];
+    for (int c = 0; c < 3; c++) {
+      const int t = (255 - cmyk[c]) * nk + 128;
+      rgb[c] = (unsigned char)(nk - (((t >> 8) + t) >> 8));
+    }
+  }
+}
+
+static int supported(const struct jpeg_decompress_struct* decoder) {
+  switch (decoder->num_components) {
+    case 1: return decoder->jpeg_color_space == JCS_GRAYSCALE;
+    case 3: return decoder->jpeg_color_space == JCS_YCbCr;
+    case 4: return decoder->jpeg_color_space == JCS_CMYK || decoder->jpeg_color_space == JCS_YCCK;
+    default: return 0;
+  }
+}
+
+static void decode_on_pool_thread(napi_env env, void* data) {
+  (void)env;
+  DecodeJob* job = (DecodeJob*)data;
+  struct jpeg_decompress_struct decoder;
+  ErrorState state;
+  /* volatile: read after longjmp, assigned after setjmp */
+  JSAMPLE* volatile cmyk_row = NULL;
+  decoder.err = jpeg_std_error(&state.manager);
+  state.manager.error_exit = on_error;
+  state.manager.emit_message = on_message;
+  state.warnings = 0;
+  if (setjmp(state.escape)) {
+    char message[JMSG_LENGTH_MAX];
+    state.manager.format_message((j_common_ptr)&decoder, message);
+    snprintf(job->reason, sizeof job->reason, "libjpeg error: %s", message);
+    jpeg_destroy_decompress(&decoder);
+    free(cmyk_row);
+    free(job->pixels);
+    job->pixels = NULL;
+    return;
+  }
+  jpeg_create_decompress(&decoder);
+  jpeg_mem_src(&decoder, job->bytes, (unsigned long)job->length);
+  jpeg_read_header(&decoder, TRUE);
+  if (!supported(&decoder) || decoder.data_precision != 8) {
+    snprintf(job->reason, sizeof job->reason, "%d components in colour space %d, %d bits", decoder.num_components,
+             (int)decoder.jpeg_color_space, decoder.data_precision);
+  } else if ((double)decoder.image_width * decoder.image_height > MAX_PIXELS) {
+    snprintf(job->reason, sizeof job->reason, "%ux%u exceeds the pixel limit", decoder.image_width, decoder.image_height);
+  } else {
+    const int four = decoder.num_components == 4;
+    decoder.out_color_space = four ? JCS_CMYK : JCS_RGB;
+    jpeg_start_decompress(&decoder);
+    const size_t stride = (size_t)decoder.output_width * 3;
+    job->pixels = malloc(stride * decoder.output_height);
+    if (four) cmyk_row = malloc((size_t)decoder.output_width * 4);
+    if (!job->pixels || (four && !cmyk_row)) {
+      snprintf(job->reason, sizeof job->reason, "out of memory for %ux%u pixels", decoder.output_width, decoder.output_height);
+      free(job->pixels);
+      job->pixels = NULL;
+    } else {
+      while (decoder.output_scanline < decoder.output_height) {
+        unsigned char* rgb = job->pixels + stride * decoder.output_scanline;
+        JSAMPROW row = four ? cmyk_row : rgb;
+        jpeg_read_scanlines(&decoder, &row, 1);
+        if (four) inverted_cmyk_to_rgb(cmyk_row, rgb, decoder.output_width);
+      }
+      jpeg_finish_decompress(&decoder);
+      job->width = decoder.output_width;
+      job->height = decoder.output_height;
+      if (state.warnings > 0) {
+        snprintf(job->reason, sizeof job->reason, "%d libjpeg warning(s)", state.warnings);
+        free(job->pixels);
+        job->pixels = NULL;
+      }
+    }
+  }
+  free(cmyk_row);
+  jpeg_destroy_decompress(&decoder);
+}
+
+static void free_pixels(napi_env env, void* pixels, void* hint) {
+  (void)env;
+  (void)hint;
+  free(pixels);
+}
+
+static napi_value image_object(napi_env env, DecodeJob* job) {
+  napi_value image, data, width, height;
+  const size_t length = (size_t)job->width * job->height * 3;
+  if (napi_create_external_buffer(env, length, job->pixels, free_pixels, NULL, &data) != napi_ok) return NULL;
+  job->pixels = NULL; /* the Buffer owns them now */
+  if (napi_create_object(env, &image) != napi_ok || napi_create_uint32(env, job->width, &width) != napi_ok ||
+      napi_create_uint32(env, job->height, &height) != napi_ok || napi_set_named_property(env, image, "data", data) != napi_ok ||
+      napi_set_named_property(env, image, "width", width) != napi_ok || napi_set_named_property(env, image, "height", height) != napi_ok) {
+    return NULL;
+  }
+  return image;
+}
+
+static void settle_on_js_thread(napi_env env, napi_status status, void* data) {
+  DecodeJob* job = (DecodeJob*)data;
+  napi_value result = NULL;
+  if (status != napi_ok) snprintf(job->reason, sizeof job->reason, "decode cancelled");
+  if (job->pixels) result = image_object(env, job);
+  if (!result) {
+    if (!job->reason[0]) snprintf(job->reason, sizeof job->reason, "could not hand the pixels to JavaScript");
+    napi_create_string_utf8(env, job->reason, NAPI_AUTO_LENGTH, &result);
+  }
+  napi_resolve_deferred(env, job->deferred, result);
+  napi_delete_reference(env, job->input);
+  napi_delete_async_work(env, job->work);
+  free(job->pixels);
+  free(job);
+}
+
+static napi_value decode(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1], promise, name;
+  napi_typedarray_type type;
+  size_t length, offset;
+  void* bytes;
+  napi_value arraybuffer;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
+      napi_get_typedarray_info(env, argv[0], &type, &length, &bytes, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array) {
+    napi_throw_type_error(env, "ERR_INVALID_ARG", "decode(bytes) takes one Uint8Array");
+    return NULL;
+  }
+  DecodeJob* job = calloc(1, sizeof *job);
+  if (!job) {
+    napi_throw_error(env, "ERR_NO_MEMORY", "out of memory");
+    return NULL;
+  }
+  job->bytes = bytes;
+  job->length = length;
+  /* The reference keeps the input alive (and its bytes in place) until the decode settles. */
+  if (napi_create_reference(env, argv[0], 1, &job->input) != napi_ok) {
+    free(job);
+    napi_throw_error(env, "ERR_ASYNC_WORK", "could not hold the input");
+    return NULL;
+  }
+  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "jpegDecode", NAPI_AUTO_LENGTH, &name) != napi_ok ||
+      napi_create_async_work(env, NULL, name, decode_on_pool_thread, settle_on_js_thread, job, &job->work) != napi_ok) {
+    napi_delete_reference(env, job->input);
+    free(job);
+    napi_throw_error(env, "ERR_ASYNC_WORK", "could not create the decode");
+    return NULL;
+  }
+  if (napi_queue_async_work(env, job->work) != napi_ok) {
+    napi_delete_async_work(env, job->work);
+    napi_delete_reference(env, job->input);
+    free(job);
+    napi_throw_error(env, "ERR_ASYNC_WORK", "could not queue the decode");
+    return NULL;
+  }
+  return promise;
+}
+
+NAPI_MODULE_INIT() {
+  napi_value function;
+  if (napi_create_function(env, "decode", NAPI_AUTO_LENGTH, decode, NULL, &function) != napi_ok) return NULL;
+  if (napi_set_named_property(env, exports, "decode", function) != napi_ok) return NULL;
+  return exports;
+}
