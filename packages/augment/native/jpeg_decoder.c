@@ -14,6 +14,7 @@
  * decode(bytes: Uint8Array): Promise<{ data: Buffer, width, height } | string>
  */
 #include <setjmp.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -133,17 +134,20 @@ static void decode_on_pool_thread(napi_env env, void* data) {
   jpeg_destroy_decompress(&decoder);
 }
 
-static void free_pixels(napi_env env, void* pixels, void* hint) {
-  (void)env;
-  (void)hint;
+/* The pixels' size is reported to V8 while a Buffer holds them, so that its collector counts them. */
+static void free_pixels(napi_env env, void* pixels, void* length) {
+  int64_t ignored;
+  napi_adjust_external_memory(env, -(int64_t)(uintptr_t)length, &ignored);
   free(pixels);
 }
 
 static napi_value image_object(napi_env env, DecodeJob* job) {
   napi_value image, data, width, height;
   const size_t length = (size_t)job->width * job->height * 3;
-  if (napi_create_external_buffer(env, length, job->pixels, free_pixels, NULL, &data) != napi_ok) return NULL;
+  int64_t ignored;
+  if (napi_create_external_buffer(env, length, job->pixels, free_pixels, (void*)(uintptr_t)length, &data) != napi_ok) return NULL;
   job->pixels = NULL; /* the Buffer owns them now */
+  napi_adjust_external_memory(env, (int64_t)length, &ignored);
   if (napi_create_object(env, &image) != napi_ok || napi_create_uint32(env, job->width, &width) != napi_ok ||
       napi_create_uint32(env, job->height, &height) != napi_ok || napi_set_named_property(env, image, "data", data) != napi_ok ||
       napi_set_named_property(env, image, "width", width) != napi_ok || napi_set_named_property(env, image, "height", height) != napi_ok) {
