@@ -19,7 +19,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <jpeglib.h>
-#include <node_api.h>
+#include "promise_work.h"
 
 /* sharp's default limitInputPixels (0x3FFF squared): beyond it sharp refuses the image. */
 #define MAX_PIXELS (16383.0 * 16383.0)
@@ -31,9 +31,7 @@ typedef struct {
 } ErrorState;
 
 typedef struct {
-  napi_async_work work;
-  napi_deferred deferred;
-  napi_ref input;
+  PromiseWork promise;
   const unsigned char* bytes;
   size_t length;
   unsigned char* pixels;
@@ -165,25 +163,16 @@ static void settle_on_js_thread(napi_env env, napi_status status, void* data) {
     if (!job->reason[0]) snprintf(job->reason, sizeof job->reason, "could not hand the pixels to JavaScript");
     napi_create_string_utf8(env, job->reason, NAPI_AUTO_LENGTH, &result);
   }
-  napi_resolve_deferred(env, job->deferred, result);
-  napi_delete_reference(env, job->input);
-  napi_delete_async_work(env, job->work);
+  finish_promise_work(env, &job->promise, result);
   free(job->pixels);
   free(job);
 }
 
 static napi_value decode(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
-  napi_value argv[1], promise, name;
-  napi_typedarray_type type;
-  size_t length, offset;
   void* bytes;
-  napi_value arraybuffer;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc != 1 ||
-      napi_get_typedarray_info(env, argv[0], &type, &length, &bytes, &arraybuffer, &offset) != napi_ok || type != napi_uint8_array) {
-    napi_throw_type_error(env, "ERR_INVALID_ARG", "decode(bytes) takes one Uint8Array");
-    return NULL;
-  }
+  size_t length;
+  napi_value input = uint8_array_argument(env, info, "decode(bytes) takes one Uint8Array", &bytes, &length);
+  if (!input) return NULL;
   DecodeJob* job = calloc(1, sizeof *job);
   if (!job) {
     napi_throw_error(env, "ERR_NO_MEMORY", "out of memory");
@@ -191,32 +180,11 @@ static napi_value decode(napi_env env, napi_callback_info info) {
   }
   job->bytes = bytes;
   job->length = length;
-  /* The reference keeps the input alive (and its bytes in place) until the decode settles. */
-  if (napi_create_reference(env, argv[0], 1, &job->input) != napi_ok) {
-    free(job);
-    napi_throw_error(env, "ERR_ASYNC_WORK", "could not hold the input");
-    return NULL;
-  }
-  if (napi_create_promise(env, &job->deferred, &promise) != napi_ok || napi_create_string_utf8(env, "jpegDecode", NAPI_AUTO_LENGTH, &name) != napi_ok ||
-      napi_create_async_work(env, NULL, name, decode_on_pool_thread, settle_on_js_thread, job, &job->work) != napi_ok) {
-    napi_delete_reference(env, job->input);
-    free(job);
-    napi_throw_error(env, "ERR_ASYNC_WORK", "could not create the decode");
-    return NULL;
-  }
-  if (napi_queue_async_work(env, job->work) != napi_ok) {
-    napi_delete_async_work(env, job->work);
-    napi_delete_reference(env, job->input);
-    free(job);
-    napi_throw_error(env, "ERR_ASYNC_WORK", "could not queue the decode");
-    return NULL;
-  }
+  napi_value promise = start_promise_work(env, &job->promise, input, "jpegDecode", decode_on_pool_thread, settle_on_js_thread, job);
+  if (!promise) free(job);
   return promise;
 }
 
 NAPI_MODULE_INIT() {
-  napi_value function;
-  if (napi_create_function(env, "decode", NAPI_AUTO_LENGTH, decode, NULL, &function) != napi_ok) return NULL;
-  if (napi_set_named_property(env, exports, "decode", function) != napi_ok) return NULL;
-  return exports;
+  return export_function(env, exports, "decode", decode) ? exports : NULL;
 }
