@@ -31,9 +31,7 @@ typedef struct {
 } ErrorState;
 
 typedef struct {
-  PromiseWork promise;
-  const unsigned char* bytes;
-  size_t length;
+  ByteJob input;
   unsigned char* pixels;
   unsigned width;
   unsigned height;
@@ -93,7 +91,7 @@ static void decode_on_pool_thread(napi_env env, void* data) {
     return;
   }
   jpeg_create_decompress(&decoder);
-  jpeg_mem_src(&decoder, job->bytes, (unsigned long)job->length);
+  jpeg_mem_src(&decoder, job->input.bytes, (unsigned long)job->input.length);
   jpeg_read_header(&decoder, TRUE);
   if (!supported(&decoder) || decoder.data_precision != 8) {
     snprintf(job->reason, sizeof job->reason, "%d components in colour space %d, %d bits", decoder.num_components,
@@ -163,26 +161,13 @@ static void settle_on_js_thread(napi_env env, napi_status status, void* data) {
     if (!job->reason[0]) snprintf(job->reason, sizeof job->reason, "could not hand the pixels to JavaScript");
     napi_create_string_utf8(env, job->reason, NAPI_AUTO_LENGTH, &result);
   }
-  finish_promise_work(env, &job->promise, result);
+  finish_promise_work(env, &job->input.work, result);
   free(job->pixels);
   free(job);
 }
 
 static napi_value decode(napi_env env, napi_callback_info info) {
-  void* bytes;
-  size_t length;
-  napi_value input = uint8_array_argument(env, info, "decode(bytes) takes one Uint8Array", &bytes, &length);
-  if (!input) return NULL;
-  DecodeJob* job = calloc(1, sizeof *job);
-  if (!job) {
-    napi_throw_error(env, "ERR_NO_MEMORY", "out of memory");
-    return NULL;
-  }
-  job->bytes = bytes;
-  job->length = length;
-  napi_value promise = start_promise_work(env, &job->promise, input, "jpegDecode", decode_on_pool_thread, settle_on_js_thread, job);
-  if (!promise) free(job);
-  return promise;
+  return queue_byte_job(env, info, "decode(bytes) takes one Uint8Array", sizeof(DecodeJob), "jpegDecode", decode_on_pool_thread, settle_on_js_thread);
 }
 
 NAPI_MODULE_INIT() {

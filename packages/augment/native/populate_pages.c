@@ -20,9 +20,7 @@
 #endif
 
 typedef struct {
-  PromiseWork promise;
-  uint8_t* bytes;
-  size_t length;
+  ByteJob view;
   int populated;
 } PopulateJob;
 
@@ -30,8 +28,8 @@ static void populate_on_pool_thread(napi_env env, void* data) {
   (void)env;
   PopulateJob* job = (PopulateJob*)data;
   const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
-  const uintptr_t start = ((uintptr_t)job->bytes + page - 1) & ~(page - 1);
-  const uintptr_t end = ((uintptr_t)job->bytes + job->length) & ~(page - 1);
+  const uintptr_t start = ((uintptr_t)job->view.bytes + page - 1) & ~(page - 1);
+  const uintptr_t end = ((uintptr_t)job->view.bytes + job->view.length) & ~(page - 1);
   job->populated = end <= start || madvise((void*)start, end - start, MADV_POPULATE_WRITE) == 0;
 }
 
@@ -39,25 +37,12 @@ static void settle_on_js_thread(napi_env env, napi_status status, void* data) {
   PopulateJob* job = (PopulateJob*)data;
   napi_value result;
   napi_get_boolean(env, status == napi_ok && job->populated, &result);
-  finish_promise_work(env, &job->promise, result);
+  finish_promise_work(env, &job->view.work, result);
   free(job);
 }
 
 static napi_value populate(napi_env env, napi_callback_info info) {
-  void* bytes;
-  size_t length;
-  napi_value view = uint8_array_argument(env, info, "populate(view) takes one Uint8Array", &bytes, &length);
-  if (!view) return NULL;
-  PopulateJob* job = calloc(1, sizeof *job);
-  if (!job) {
-    napi_throw_error(env, "ERR_NO_MEMORY", "out of memory");
-    return NULL;
-  }
-  job->bytes = bytes;
-  job->length = length;
-  napi_value promise = start_promise_work(env, &job->promise, view, "populatePages", populate_on_pool_thread, settle_on_js_thread, job);
-  if (!promise) free(job);
-  return promise;
+  return queue_byte_job(env, info, "populate(view) takes one Uint8Array", sizeof(PopulateJob), "populatePages", populate_on_pool_thread, settle_on_js_thread);
 }
 
 NAPI_MODULE_INIT() {
