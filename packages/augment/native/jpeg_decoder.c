@@ -27,7 +27,7 @@
 typedef struct {
   struct jpeg_error_mgr manager;
   jmp_buf escape;
-  int warnings;
+  volatile int warned; /* set before escaping from a warning: read after the longjmp */
 } ErrorState;
 
 typedef struct {
@@ -43,9 +43,17 @@ static void on_error(j_common_ptr decoder) {
   longjmp(state->escape, 1);
 }
 
-/* Level −1 is a warning about the data (corrupt or truncated); higher levels are traces. */
+/*
+ * Level −1 is a warning about the data (corrupt or truncated): stop at the first one, as
+ * sharp hands the image on anyway (and a corrupt frame header can claim 268 M pixels that
+ * libjpeg would otherwise go on filling). Higher levels are traces.
+ */
 static void on_message(j_common_ptr decoder, int level) {
-  if (level < 0) ((ErrorState*)decoder->err)->warnings++;
+  if (level < 0) {
+    ErrorState* state = (ErrorState*)decoder->err;
+    state->warned = 1;
+    longjmp(state->escape, 1);
+  }
 }
 
 /* PIL reads every 4-component JPEG as inverted CMYK ("CMYK;I", Adobe's convention) and
@@ -79,11 +87,11 @@ static void decode_on_pool_thread(napi_env env, void* data) {
   decoder.err = jpeg_std_error(&state.manager);
   state.manager.error_exit = on_error;
   state.manager.emit_message = on_message;
-  state.warnings = 0;
+  state.warned = 0;
   if (setjmp(state.escape)) {
     char message[JMSG_LENGTH_MAX];
     state.manager.format_message((j_common_ptr)&decoder, message);
-    snprintf(job->reason, sizeof job->reason, "libjpeg error: %s", message);
+    snprintf(job->reason, sizeof job->reason, "libjpeg %s: %s", state.warned ? "warning" : "error", message);
     jpeg_destroy_decompress(&decoder);
     free(cmyk_row);
     free(job->pixels);
@@ -119,11 +127,6 @@ static void decode_on_pool_thread(napi_env env, void* data) {
       jpeg_finish_decompress(&decoder);
       job->width = decoder.output_width;
       job->height = decoder.output_height;
-      if (state.warnings > 0) {
-        snprintf(job->reason, sizeof job->reason, "%d libjpeg warning(s)", state.warnings);
-        free(job->pixels);
-        job->pixels = NULL;
-      }
     }
   }
   free(cmyk_row);

@@ -129,6 +129,8 @@ describe("native JPEG decoder", () => {
     corrupt.fill(0xff, 200, 260);
     expect(typeof (await decode(corrupt))).toBe("string");
     expect(await decode(withFrameSize(jpeg, 20000, 20000))).toMatch(/exceeds the pixel limit/);
+    // Within the limit, the data runs out at once: handed back at the first warning.
+    expect(await decode(withFrameSize(jpeg, 16000, 16000))).toMatch(/^libjpeg warning/);
     expect(await decode(await raw(8, 8, 3, 1).png().toBuffer())).toMatch(/libjpeg error/);
 
     const dir = tempDir("native-jpeg-bad");
@@ -138,6 +140,30 @@ describe("native JPEG decoder", () => {
     const hugeFile = path.join(dir, "huge.jpg");
     writeFileSync(hugeFile, withFrameSize(jpeg, 20000, 20000));
     await expect(decodeRgb(hugeFile)).rejects.toThrow(/pixel limit/);
+  });
+
+  withDecoder("survives corrupted JPEGs: every variant decodes or comes back with a reason, and decodeRgb never crashes", async () => {
+    const sources = [await gradient(96, 64).jpeg({ quality: 80 }).toBuffer(), await raw(40, 30, 3, 12).toColourspace("cmyk").jpeg().toBuffer(), await gradient(50, 40).jpeg({ progressive: true }).toBuffer()];
+    const dir = tempDir("native-jpeg-fuzz");
+    let random = 12345;
+    const next = () => (random = (Math.imul(random, 1103515245) + 12345) >>> 0);
+    const outcomes = { decoded: 0, handedBack: 0 };
+    for (let variant = 0; variant < 300; variant++) {
+      const bytes = Buffer.from(sources[variant % sources.length]);
+      // Headers are where a bad length or size would do damage: most hits land in the first 600 bytes.
+      for (let hit = 0; hit < 1 + (next() % 6); hit++) bytes[next() % Math.min(bytes.length, next() % 2 ? 600 : bytes.length)] = next() & 255;
+      const result = await decode(bytes);
+      if (typeof result === "string") outcomes.handedBack++;
+      else {
+        outcomes.decoded++;
+        expect(result.data.length).toBe(result.width * result.height * 3);
+      }
+      const file = path.join(dir, `${variant}.jpg`);
+      writeFileSync(file, bytes);
+      await decodeRgb(file).catch((err: unknown) => expect(err).toBeInstanceOf(UnreadableImageError));
+    }
+    expect(outcomes.decoded).toBeGreaterThan(0);
+    expect(outcomes.handedBack).toBeGreaterThan(0);
   });
 
   withDecoder("decodes many images at once on the thread pool, each to its own pixels", async () => {
