@@ -15,7 +15,7 @@ describe("populatePages", () => {
   });
 
   it("faults a fresh memory's pages in (resident memory grows by its size) without writing to it", async () => {
-    const memory = new WebAssembly.Memory({ initial: 1024, maximum: 1024, shared: true }); // 64 MiB
+    const memory = new WebAssembly.Memory({ initial: 4096, maximum: 4096, shared: true }); // 256 MiB: far above what a garbage collection could release meanwhile
     const view = new Uint8Array(memory.buffer);
     const before = process.memoryUsage().rss;
     expect(await populatePages(memory)).toBe(kernelPopulates);
