@@ -17,7 +17,6 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 #include <jpeglib.h>
 #include "promise_work.h"
 
@@ -56,8 +55,9 @@ static void on_message(j_common_ptr decoder, int level) {
   }
 }
 
-/* PIL reads every 4-component JPEG as inverted CMYK ("CMYK;I", Adobe's convention) and
- * converts it with cmyk2rgb: channel = nk − MULDIV255(value, nk), nk = 255 − K. */
+/* PIL reads every 4-component JPEG as inverted CMYK ("CMYK;I", Adobe's convention): its
+ * samples are 255 − the file's. Its cmyk2rgb is channel = nk − MULDIV255(C, nk) with
+ * nk = 255 − K, so on the file's samples nk is K itself and C is 255 − the file's C. */
 static void inverted_cmyk_to_rgb(const JSAMPLE* cmyk, unsigned char* rgb, unsigned width) {
   for (unsigned x = 0; x < width; x++, cmyk += 4, rgb += 3) {
     const int nk = cmyk[3];
