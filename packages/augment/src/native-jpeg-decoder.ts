@@ -8,7 +8,7 @@
  * with a reason: the caller then decodes with sharp. Without the helper (not built, or
  * DINO_AUGMENT_NATIVE_JPEG=0) every image goes through sharp, with the same pixels.
  */
-import { loadNativeAddon } from "./native-addon";
+import { NativeAddon } from "./native-addon";
 
 export interface NativeJpegImage {
   data: Buffer;
@@ -19,16 +19,14 @@ export interface NativeJpegImage {
 /** The decoded image, or why the helper left it to sharp. */
 export type DecodeJpeg = (bytes: Uint8Array) => Promise<NativeJpegImage | string>;
 
-let loaded: { addon: { decode: DecodeJpeg } | null; why: string } | undefined;
+const addon = new NativeAddon<{ decode: DecodeJpeg }>("jpeg_decoder.node", "DINO_AUGMENT_NATIVE_JPEG");
 
 /** The helper's decode, or null when it is unavailable (`nativeJpegDecoderStatus()` says why). Decided once per thread, unless `reload` is set (tests). */
 export function nativeJpegDecoder(reload = false): DecodeJpeg | null {
-  if (reload || !loaded) loaded = loadNativeAddon("jpeg_decoder.node", "DINO_AUGMENT_NATIVE_JPEG");
-  return loaded.addon?.decode ?? null;
+  return addon.get(reload)?.decode ?? null;
 }
 
 /** "loaded", or why JPEGs go through sharp. */
 export function nativeJpegDecoderStatus(): string {
-  nativeJpegDecoder();
-  return loaded!.why;
+  return addon.status;
 }

@@ -7,20 +7,17 @@
  * Without the helper (not built, a kernel before Linux 5.14, or DINO_AUGMENT_POPULATE=0)
  * the renderers fault the pages in themselves.
  */
-import { loadNativeAddon } from "./native-addon";
+import { NativeAddon } from "./native-addon";
 
-type Populate = (view: Uint8Array) => Promise<boolean>;
-
-let loaded: { addon: { populate: Populate } | null; why: string } | undefined;
+const addon = new NativeAddon<{ populate: (view: Uint8Array) => Promise<boolean> }>("populate_pages.node", "DINO_AUGMENT_POPULATE");
 
 /** Starts populating `memory`'s pages; resolves true once they are in, false where the helper or the kernel cannot. */
-export function populatePages(memory: WebAssembly.Memory, reload = false): Promise<boolean> {
-  if (reload || !loaded) loaded = loadNativeAddon("populate_pages.node", "DINO_AUGMENT_POPULATE");
-  return loaded.addon ? loaded.addon.populate(new Uint8Array(memory.buffer)) : Promise.resolve(false);
+export function populatePages(memory: WebAssembly.Memory): Promise<boolean> {
+  const helper = addon.get();
+  return helper ? helper.populate(new Uint8Array(memory.buffer)) : Promise.resolve(false);
 }
 
 /** "loaded", or why batch memories are faulted in by the renderers. */
 export function populatePagesStatus(): string {
-  if (!loaded) loaded = loadNativeAddon("populate_pages.node", "DINO_AUGMENT_POPULATE");
-  return loaded.why;
+  return addon.status;
 }

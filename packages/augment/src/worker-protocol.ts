@@ -33,4 +33,3 @@ export type WorkerReply =
   | { type: "done"; id: number }
   | { type: "unreadable"; id: number; reason: string }
   | { type: "failed"; id: number; message: string };
-
