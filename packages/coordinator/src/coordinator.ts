@@ -128,10 +128,15 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   if (start) restoreTrainingState(state, start);
   const P = student.size;
   const K = config.model.outDim;
+  // The teacher and center reach the workers with the first step's broadcast; a fresh
+  // student equals the teacher, so only a resumed run sends its student (and AdamW state).
+  const initialPayloads = start ? [student.data, ...optimizerFrames(adamw.state())] : [];
+  const bytesBeforeInitialStates = server.bytesSent;
   for (let rank = 0; rank < world; rank++) {
-    await server.sendTo(rank, { initialState: { step: start?.step ?? 0 } }, [student.data, teacher.data, center, ...(start ? optimizerFrames(adamw.state()) : [])]);
+    await server.sendTo(rank, { initialState: { step: start?.step ?? 0, studentIsTeacher: !start } }, initialPayloads);
   }
-  log.info({ step: start?.step ?? 0, ms: Math.round(performance.now() - drawing) }, start ? "checkpoint state sent" : "initial weights drawn and sent");
+  const bytesPerWorker = (server.bytesSent - bytesBeforeInitialStates) / world;
+  log.info({ step: start?.step ?? 0, ms: Math.round(performance.now() - drawing), bytesPerWorker }, start ? "checkpoint state sent" : "initial weights drawn, initial state sent");
   for (let rank = 0; rank < world; rank++) {
     const ready = await server.next("ready", `worker ${rank} to load the model and data`, run.connectTimeoutMs + config.stepTimeoutMs, rank);
     const size = ready.envelope.ready?.datasetSize;
@@ -150,7 +155,7 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   const { saveEverySteps, keepLast } = checkpointSettingsOf(config);
   const policy: CheckpointPolicy = { ...CHECKPOINT_POLICY_DEFAULTS, saveEverySteps, keepLast, saveckpFreq: config.saveckpFreq };
   const started = performance.now() - (start?.elapsedSeconds ?? 0) * 1000;
-  const controlBytesBefore = server.bytesSent; // the initial states carried the weights
+  const controlBytesBefore = server.bytesSent; // a resumed run's initial states carried the student
   let lastLoss = start?.loss ?? Number.NaN;
   let lastSaved = start ? { step: start.step, path: start.path } : undefined;
   // Positions count what is done: `step` updates applied, (epoch, iterInEpoch) the next iteration.

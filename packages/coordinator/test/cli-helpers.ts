@@ -55,3 +55,17 @@ export async function waitFor(condition: () => boolean, timeoutMs: number, what:
     await new Promise((r) => setTimeout(r, 100));
   }
 }
+
+/** The coordinator's log lines of a run directory (a resumed run appends to the first run's). */
+function coordinatorLog(outputDir: string): Array<Record<string, unknown>> {
+  return readFileSync(join(outputDir, "logs", "coordinator.log"), "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
+}
+
+/** Bytes the coordinator sent each worker in its InitialState, by the latest (re)start, and the model's parameter count. */
+export function initialStateOf(outputDir: string): { bytesPerWorker: number; params: number } {
+  const lines = coordinatorLog(outputDir);
+  const sent = lines.filter((l) => l.msg === "initial weights drawn, initial state sent" || l.msg === "checkpoint state sent").pop();
+  const ready = lines.filter((l) => l.msg === "all workers ready, training").pop();
+  if (!sent || !ready) throw new Error(`${outputDir}/logs/coordinator.log does not say what the initial state carried`);
+  return { bytesPerWorker: sent.bytesPerWorker as number, params: ready.params as number };
+}

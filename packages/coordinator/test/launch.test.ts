@@ -11,7 +11,7 @@ function latest(runDir: string): string {
   if (!name) throw new Error(`${runDir} has no checkpoint`);
   return join(runDir, name);
 }
-import { isAlive, runCli, startCli, waitFor, workerPids } from "./cli-helpers";
+import { initialStateOf, isAlive, runCli, startCli, waitFor, workerPids } from "./cli-helpers";
 
 let root: string;
 let dataPath: string;
@@ -92,6 +92,9 @@ describe("dino-coord launch", () => {
       expect(stats.ring.framesRejected).toBe(0);
       expect(stats.broadcast.framesAccepted).toBe(2);
       expect(stats.controlBytesPerStep).toBeLessThan(1024 * world);
+      // A fresh run's workers take student, teacher and center from the first broadcast: the
+      // initial state carries no weights.
+      expect(initialStateOf(dir).bytesPerWorker).toBeLessThan(1024);
       const worker = readFileSync(join(dir, "logs", "worker-0.log"), "utf8").split("\n").find((l) => l.includes('"shutdown"'));
       expect(JSON.parse(worker ?? "{}").ring?.framesAccepted).toBe(stats.ring.framesAccepted);
     }

@@ -10,7 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { synthesizeImageFolder } from "@dino-coord/augment";
 import { readLatestPointer } from "../src/checkpoint";
-import { CLI, isAlive, waitFor, workerPids, type CliResult } from "./cli-helpers";
+import { CLI, initialStateOf, isAlive, waitFor, workerPids, type CliResult } from "./cli-helpers";
 
 let root: string;
 let dataPath: string;
@@ -134,6 +134,10 @@ describe("resume after a crash is bitwise exact", () => {
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain(`resuming from ${join(out, "checkpoint-00000003")} (step 3, epoch 1, iteration 1)`);
     expectSameAsReference(out);
+    // The resumed workers got the student and both AdamW moments (teacher and center came with the broadcast).
+    const { bytesPerWorker, params } = initialStateOf(out);
+    expect(bytesPerWorker).toBeGreaterThanOrEqual(3 * 4 * params);
+    expect(bytesPerWorker).toBeLessThan(4 * 4 * params);
   });
 
   it("killed during a step: resumes from the last checkpoint and trains the lost steps again", async () => {

@@ -4,7 +4,7 @@ import { readPayload } from "./control-channel";
 
 /**
  * A resumed run's AdamW state travels with the InitialState as three extra payload frames
- * after [student, teacher, center]: [exp_avg, exp_avg_sq, per-tensor step counters]. The
+ * after the student: [exp_avg, exp_avg_sq, per-tensor step counters]. The
  * workers apply the same update as the coordinator to their student replicas, so they
  * need the same moments and counters, or the replicas (and the run) diverge from the
  * uninterrupted one. A fresh run sends no such frames: the optimizer starts at zero.
@@ -19,7 +19,7 @@ export function optimizerFrames(state: AdamWState): Float32Array[] {
   return [state.expAvg, state.expAvgSq, Float32Array.from(state.steps)];
 }
 
-/** Loads the optimizer frames (`frames` = the InitialState's payloads after the center) into `adamw`; none: leaves it fresh. */
+/** Loads the optimizer frames (`frames` = the InitialState's payloads after the student) into `adamw`; none: leaves it fresh. */
 export function loadOptimizerFrames(adamw: AdamW, frames: readonly Buffer[]): void {
   if (frames.length === 0) return;
   if (frames.length !== OPTIMIZER_FRAME_COUNT) throw new ProtocolError(`the initial state carries ${frames.length} optimizer frame(s), expected ${OPTIMIZER_FRAME_COUNT} or none`);

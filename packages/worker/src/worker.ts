@@ -145,12 +145,16 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     rankLog.info({ ms: Math.round(performance.now() - welcomed) }, "set up, waiting for the initial state");
     // Sent after the Welcome: the coordinator drew the weights while this worker set up.
     const stateMessage = await link.next("the coordinator's initial training state", options.connectTimeoutMs + config.heartbeatTimeoutMs);
-    if (!stateMessage.envelope.initialState) throw unexpected(stateMessage, "the initial state");
-    readPayload(stateMessage.payloads[0], student.data, "initial student");
-    readPayload(stateMessage.payloads[1], teacher.data, "initial teacher");
-    readPayload(stateMessage.payloads[2], center, "initial center");
+    const initialState = stateMessage.envelope.initialState;
+    if (!initialState) throw unexpected(stateMessage, "the initial state");
+    // Teacher and center arrive with each step's broadcast; a fresh run's student is that teacher.
+    let studentFromBroadcast = initialState.studentIsTeacher ?? false;
+    if (studentFromBroadcast && stateMessage.payloads.length > 0) {
+      throw new ProtocolError(`a fresh run's initial state carries ${stateMessage.payloads.length} payload frame(s), expected none`);
+    }
+    if (!studentFromBroadcast) readPayload(stateMessage.payloads[0], student.data, "initial student");
     const adamw = new AdamW(student);
-    loadOptimizerFrames(adamw, stateMessage.payloads.slice(3)); // a resumed run's AdamW state
+    loadOptimizerFrames(adamw, stateMessage.payloads.slice(1)); // a resumed run's AdamW state
     const stepBuffer = new StepBuffer(student, config.model.outDim, ring.allocateTensor.bind(ring));
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
@@ -161,7 +165,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const globalMasks = new Float32Array(config.model.depth * 2 * 2 * B);
     const localMasks = new Float32Array(config.model.depth * 2 * L * B);
     await link.send({ ready: { rank, datasetSize: dataset.files.length } });
-    rankLog.info({ device, params: student.size, datasetSize: dataset.files.length, startStep: stateMessage.envelope.initialState.step ?? 0 }, "ready");
+    rankLog.info({ device, params: student.size, datasetSize: dataset.files.length, startStep: initialState.step ?? 0 }, "ready");
 
     let batches: AsyncGenerator<AugmentedBatch> | undefined;
     let batchesEpoch = -1;
@@ -193,6 +197,10 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       pendingBatch.catch(() => undefined); // awaited below; a failed broadcast must not leave it unhandled
       const meta = await collective(teacherFeed.receive(teacherAndCenter, currentStep));
       if (meta.step !== currentStep) throw new ProtocolError(`the teacher broadcast of step ${currentStep} carries the plan of step ${meta.step}`);
+      if (studentFromBroadcast) {
+        student.data.set(teacher.data);
+        studentFromBroadcast = false;
+      }
       const broadcastEnd = performance.now();
       const next = await pendingBatch;
       if (next.done) throw new ProtocolError(`the coordinator planned batch ${iter} of epoch ${epoch}, past the end of this rank's shard`);
