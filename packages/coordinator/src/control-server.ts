@@ -158,6 +158,12 @@ export class ControlServer {
     for (const listener of this.failureListeners) listener(err);
   }
 
+  /** The workers were told to shut down: their silence is expected from now on. */
+  stopWatching(): void {
+    if (this.watchdog) clearInterval(this.watchdog);
+    if (this.heartbeats) clearInterval(this.heartbeats);
+  }
+
   /** Tell every registered worker to stop (best effort, bounded in time). */
   async abortAll(reason: string): Promise<void> {
     const sends = [...this.identities.values()].map((id) => this.sendToIdentity(id, { abort: { reason } }).catch(() => undefined));

@@ -93,6 +93,8 @@ export interface TrainingRun {
   resume?: ResumePoint;
   /** SIGTERM/SIGINT: checkpoint, then stop (graceful-stop.ts). */
   stop?: GracefulStop;
+  /** Tells the workers to shut down: called after the last step, so they exit while the final checkpoint is written. */
+  releaseWorkers?: () => Promise<void>;
 }
 
 /**
@@ -286,6 +288,8 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
     // The reference's end of epoch: checkpoint.pth always, checkpoint{epoch:04}.pth (pinned here) every --saveckp-freq.
     const due = epochCheckpointDue(policy, epoch);
     completed = { step: (epoch + 1) * itersPerEpoch, epoch: epoch + 1, iterInEpoch: 0, loss: lastLoss, sums: { loss: 0, lr: 0, wd: 0 } };
+    // The coordinator holds the whole state: the last checkpoint needs nothing from the workers.
+    if (epoch === config.epochs - 1) await run.releaseWorkers?.();
     if (due.save) save({ ...completed, pinned: due.pinned }, completed.sums);
     log.info({ epoch, loss: sums.loss / itersPerEpoch }, "epoch done");
     run.stop?.stopAfterStep();

@@ -97,6 +97,9 @@ describe("dino-coord launch", () => {
       expect(initialStateOf(dir).bytesPerWorker).toBeLessThan(1024);
       const worker = readFileSync(join(dir, "logs", "worker-0.log"), "utf8").split("\n").find((l) => l.includes('"shutdown"'));
       expect(JSON.parse(worker ?? "{}").ring?.framesAccepted).toBe(stats.ring.framesAccepted);
+      // The workers were told to shut down before the final checkpoint was written (they exit meanwhile).
+      const saved = readFileSync(join(dir, "logs", "coordinator.log"), "utf8").split("\n").filter((l) => l.includes('"checkpoint saved"')).pop();
+      expect(JSON.parse(worker ?? "{}").time).toBeLessThanOrEqual(JSON.parse(saved ?? "{}").time);
     }
     // Same loss and schedule values (lr scales with the global batch, 4 in both).
     steps(two).forEach((s, i) => {

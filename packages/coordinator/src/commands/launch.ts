@@ -109,9 +109,16 @@ export async function launch(flags: LaunchFlags, explicit: (name: keyof LaunchFl
     if (local) supervisor.spawn(config.gpus, endpoint, output.logDir, resolved.connectTimeoutMs);
     else process.stderr.write(`dino-coord: waiting for ${config.gpus} worker(s): dino-coord worker --coordinator ${endpoint.replace("0.0.0.0", "<this host>")}\n`);
     const workers = await acceptWorkers(server, config.gpus, resolved.connectTimeoutMs, log);
-    await train({ server, config, datasetSize: dataset.files.length, itersPerEpoch, output, log, connectTimeoutMs: resolved.connectTimeoutMs, workers, resume: resumeFrom, stop });
-    supervisor.expectExit();
-    await server.broadcast(config.gpus, { shutdown: {} });
+    let released = false;
+    const releaseWorkers = async () => {
+      if (released) return;
+      released = true;
+      supervisor.expectExit();
+      server.stopWatching();
+      await server.broadcast(config.gpus, { shutdown: {} });
+    };
+    await train({ server, config, datasetSize: dataset.files.length, itersPerEpoch, output, log, connectTimeoutMs: resolved.connectTimeoutMs, workers, resume: resumeFrom, stop, releaseWorkers });
+    await releaseWorkers(); // a resumed run with no step left never reaches the last epoch's end
     await supervisor.stop(10_000);
     log.info("run complete");
     process.stderr.write(`dino-coord: done, checkpoints and logs in ${config.outputDir}\n`);
