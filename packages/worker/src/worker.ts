@@ -133,7 +133,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       seed: config.seed,
       logger: rankLog,
     });
-    await pool.ready();
+    // The augmentation threads start up (modules, decoders) while the sessions are built.
+    const poolReady = pool.ready();
+    poolReady.catch(() => undefined); // awaited below, after the sessions
     await probeDevice(device); // a missing driver or adapter fails here with what was looked for
     sessions = await DinoStepSessions.create(config.model, shape, {
       device,
@@ -142,6 +144,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       // A fresh run starts frozen; a run resumed past the frozen epochs switches at its first step.
       firstStepLastLayerFrozen: config.freezeLastLayer > 0,
     });
+    await poolReady;
     rankLog.info({ ms: Math.round(performance.now() - welcomed) }, "set up, waiting for the initial state");
     // Sent after the Welcome: the coordinator drew the weights while this worker set up.
     const stateMessage = await link.next("the coordinator's initial training state", options.connectTimeoutMs + config.heartbeatTimeoutMs);
