@@ -8,18 +8,16 @@
  * leaving this thread waiting for pixels.
  */
 import { parentPort, workerData } from "node:worker_threads";
-import sharp from "sharp";
 import { cropCount } from "./augment-config";
 import { BatchTensorWriter, batchFloats, maxCropSize } from "./batch-memory";
 import { decodeRgb, UnreadableImageError, type RgbImage } from "./decode-image";
 import { lowerDecodeThreadPriority } from "./decode-thread-priority";
 import { MultiCropRenderer, type BatchSlot } from "./multi-crop";
+import { setSharpConcurrency } from "./sharp-library";
 import type { ImageTask, WorkerInit, WorkerReply } from "./worker-protocol";
 
 const init = workerData as WorkerInit;
-sharp.concurrency(init.vipsThreads);
-// The decoded images are used once; libvips' operation cache would only hold memory.
-sharp.cache(false);
+setSharpConcurrency(init.vipsThreads);
 const renderer = new MultiCropRenderer(init.config, init.seed);
 const crops = cropCount(init.config);
 const maxSize = maxCropSize(init.config);

@@ -1,6 +1,7 @@
-import sharp from "sharp";
+import type sharp from "sharp";
 import { nativeJpegDecoder } from "./native-jpeg-decoder";
 import { readImageFile } from "./read-image-file";
+import { loadSharp } from "./sharp-library";
 
 /** A decoded image as interleaved 8-bit RGB (PIL's `img.convert("RGB")`). */
 export interface RgbImage {
@@ -53,7 +54,7 @@ async function decodeWithSharp(path: string, bytes: Buffer): Promise<RgbImage> {
   const cmyk = isFourComponentJpeg(bytes);
   let decoded: { data: Buffer; info: sharp.OutputInfo };
   try {
-    const input = sharp(bytes, { failOn: "error", ignoreIcc: true, sequentialRead: true });
+    const input = loadSharp()(bytes, { failOn: "error", ignoreIcc: true, sequentialRead: true });
     // A CMYK pipeline keeps libvips from converting to sRGB and back through a CMYK profile
     // (150-300 ms per image, and not the file's values).
     const pipeline = cmyk ? input.pipelineColourspace("cmyk").toColourspace("cmyk") : input.removeAlpha().toColourspace("srgb");

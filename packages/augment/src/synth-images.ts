@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
-import sharp from "sharp";
 import { CounterRandom, RandomDomain, streamKey } from "./counter-random";
+import { loadSharp } from "./sharp-library";
 
 export interface SynthOptions {
   out: string;
@@ -28,7 +28,7 @@ export async function synthesizeImageFolder(options: SynthOptions): Promise<{ fi
     for (let i = 0; i < perClass; i++) {
       drawImage(pixels, size, c, new CounterRandom(streamKey(RandomDomain.synth, seed, c, i)));
       const name = `${className}_${String(i).padStart(5, "0")}.JPEG`;
-      await sharp(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(root, className, name));
+      await loadSharp()(pixels, { raw: { width: size, height: size, channels: 3 } }).jpeg({ quality: 90 }).toFile(join(root, className, name));
       files++;
     }
   }
