@@ -63,12 +63,14 @@ export const gradientRules: Record<string, GradientRule> = {
   Sqrt: (g, { outputs: [y] }, [dy]) => [g.div(g.mul(dy!, g.scalar(0.5, y.dtype)), y)],
   Erf: (g, { inputs: [x] }, [dy]) => [g.mul(dy!, g.mul(g.exp(g.neg(g.mul(x, x))), g.constant(2 / Math.sqrt(Math.PI), [], x.dtype)))],
   Cast: (g, { inputs: [x] }, [dy]) => [g.cast(dy!, x.dtype)],
-  // d/dx x·Φ(x) = Φ(x) + x·φ(x), with Φ(x) = ½(1 + erf(x/√2)) and φ(x) = exp(−x²/2)/√(2π).
+  // d/dx x·Φ(x) = Φ(x) + x·φ(x) = ½(1 + erf(u) + (2/√π)·u·exp(−u²)) with u = x/√2. The factor
+  // 2/√π rides in the exponent and one Sum adds the three terms: 9 passes over x, not 11
+  // (this rule's ops were 6% of the vit_tiny step).
   Gelu: (g, { inputs: [x] }, [dy]) => {
-    const t = g.mul(x, g.scalar(Math.SQRT1_2, x.dtype));
-    const twiceCdf = g.add(g.erf(t), g.scalar(1, x.dtype));
-    const twiceXPdf = g.mul(g.mul(x, g.exp(g.neg(g.mul(t, t)))), g.scalar(Math.sqrt(2 / Math.PI), x.dtype));
-    return [g.mul(g.mul(dy!, g.scalar(0.5, x.dtype)), g.add(twiceCdf, twiceXPdf))];
+    const u = g.mul(x, g.scalar(Math.SQRT1_2, x.dtype));
+    const scaledPdf = g.exp(g.sub(g.scalar(Math.log(2 / Math.sqrt(Math.PI)), x.dtype), g.mul(u, u)));
+    const twiceSlope = g.sum([g.erf(u), g.mul(u, scaledPdf), g.scalar(1, x.dtype)]);
+    return [g.mul(g.mul(dy!, twiceSlope), g.scalar(0.5, x.dtype))];
   },
 
   MatMul: (g, { inputs: [a, b] }, [dy]) => {

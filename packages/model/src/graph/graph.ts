@@ -132,6 +132,11 @@ export class Graph {
   pow(x: Tensor, exponent: number | Tensor): Tensor {
     return this.binary("Pow", x, typeof exponent === "number" ? this.scalar(exponent, x.dtype) : exponent);
   }
+  /** Elementwise sum of several tensors in one op (ONNX Sum), numpy broadcasting. */
+  sum(parts: readonly Tensor[]): Tensor {
+    if (parts.some((p) => p.dtype !== parts[0].dtype)) throw new GraphShapeError("Sum", `dtypes ${parts.map((p) => p.dtype).join(" ")}`);
+    return this.emit("Sum", parts, [parts.map((p) => p.shape).reduce((a, b) => broadcastShapes("Sum", a, b))])[0];
+  }
   neg(x: Tensor): Tensor { return this.unary("Neg", x); }
   exp(x: Tensor): Tensor { return this.unary("Exp", x); }
   log(x: Tensor): Tensor { return this.unary("Log", x); }
