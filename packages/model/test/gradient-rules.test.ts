@@ -53,6 +53,7 @@ const ELEMENTWISE: GradientCase[] = [
       build: (g, { a, b }) => f(g, a, b),
     })),
   ),
+  { name: "Sum [2,3,4] [3,1] []", inputs: { a: x([2, 3, 4]), b: x([3, 1]), c: x([]) }, build: (g, { a, b, c }) => g.sum([a, b, c]) },
   { name: "Identity", inputs: { a: x([2, 3]) }, build: (g, { a }) => g.identity(a) },
   { name: "Neg", inputs: { a: x([2, 3, 4]) }, build: (g, { a }) => g.neg(a) },
   { name: "Exp", inputs: { a: x([2, 3, 4]) }, build: (g, { a }) => g.exp(a) },

@@ -41,6 +41,7 @@ function unreduce(g: Graph, node: Node, dy: Tensor): Tensor {
 export const gradientRules: Record<string, GradientRule> = {
   Identity: (g, n, [dy]) => [dy],
   Add: (g, { inputs: [a, b] }, [dy]) => [sumTo(g, dy!, a.shape), sumTo(g, dy!, b.shape)],
+  Sum: (g, { inputs }, [dy]) => inputs.map((x) => sumTo(g, dy!, x.shape)),
   Sub: (g, { inputs: [a, b] }, [dy]) => [sumTo(g, dy!, a.shape), sumTo(g, g.neg(dy!), b.shape)],
   Mul: (g, { inputs: [a, b] }, [dy]) => [sumTo(g, g.mul(dy!, b), a.shape), sumTo(g, g.mul(dy!, a), b.shape)],
   Div: (g, { inputs: [a, b], outputs: [y] }, [dy]) => [
