@@ -8,6 +8,7 @@ import { registerBenchAugment } from "./commands/bench-augment";
 import { registerCheckReference } from "./commands/check-reference";
 import { registerPlacement } from "./commands/placement";
 import { registerBenchComm } from "./commands/bench-comm";
+import { registerBenchLaunch } from "./commands/bench-launch";
 import { registerCheckpoint } from "./commands/checkpoint";
 import { registerResume } from "./commands/resume";
 
@@ -22,6 +23,7 @@ const registrations: Array<(program: Command) => void> = [
   registerPlacement,
   registerBenchAugment,
   registerBenchComm,
+  registerBenchLaunch,
   registerCheckpoint,
   registerResume,
 ];
