@@ -13,7 +13,7 @@ import { BatchTensorWriter, batchFloats, maxCropSize } from "./batch-memory";
 import { decodeRgb, UnreadableImageError, type RgbImage } from "./decode-image";
 import { lowerDecodeThreadPriority } from "./decode-thread-priority";
 import { MultiCropRenderer, type BatchSlot } from "./multi-crop";
-import { setSharpConcurrency } from "./sharp-library";
+import { setSharpConcurrency, sharpLoaded } from "./sharp-library";
 import type { ImageTask, WorkerInit, WorkerReply } from "./worker-protocol";
 
 const init = workerData as WorkerInit;
@@ -33,14 +33,15 @@ const nextTurn = () => new Promise<void>((resolve) => setImmediate(resolve));
 const decoded: Array<{ task: ImageTask; image: RgbImage }> = [];
 let rendering = false;
 
-/** Decodes between looks for new libvips threads to deprioritise. */
+/** Decodes (once sharp is loaded) between looks for new libvips threads to deprioritise. */
 const PRIORITY_CHECK_EVERY = 16;
 let decodes = 0;
 
 port.on("message", (task: ImageTask) => {
   decodeRgb(task.path).then(
     (image) => {
-      if (init.lowerDecodePriority && decodes++ % PRIORITY_CHECK_EVERY === 0) lowerDecodeThreadPriority();
+      // libvips threads exist only once sharp is loaded (decodes the native decoder left to it).
+      if (init.lowerDecodePriority && sharpLoaded() && decodes++ % PRIORITY_CHECK_EVERY === 0) lowerDecodeThreadPriority();
       decoded.push({ task, image });
       void renderDecoded();
     },

@@ -26,7 +26,7 @@ export function loadSharp(): Sharp {
   return loaded;
 }
 
-/** Whether this thread has loaded sharp (tests). */
+/** Whether this thread has loaded sharp (and so may have libvips threads). */
 export function sharpLoaded(): boolean {
   return loaded !== undefined;
 }
