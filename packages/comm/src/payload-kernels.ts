@@ -11,7 +11,7 @@
  * against corrupted, truncated and foreign payloads; it is not cryptographic.
  */
 
-import { get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
+import { END, get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of wasm memory where the kernels leave their lane accumulators. */
 const ACCUMULATOR_BYTES = 64;
@@ -22,7 +22,7 @@ const MAX_WASM_PAGES = 65536;
 
 /** Builds the wasm binary. Opcodes are named so the module can be read and changed here. */
 function buildKernelModule(): Uint8Array {
-  const op = { end: 0x0b, i32Add: 0x6a };
+  const op = { i32Add: 0x6a };
   const memArg = [0x00, 0x00]; // alignment hint 2^0, offset 0
   const v128Load = simd(0x00, ...memArg);
   const v128Store = simd(0x0b, ...memArg);
@@ -45,7 +45,7 @@ function buildKernelModule(): Uint8Array {
     ...loadAt(0, 3), ...loadAt(16, 4),
     ...loopUntil(0, 2, [...get(0), ...v128Load, ...fletcherStep(3, 4), ...advance(0)]),
     ...storeAt(0, 3), ...storeAt(16, 4),
-    op.end,
+    END,
   ];
   const checksumFn = [...vec([[1, I32], [2, V128]].map(([n, t]) => [n, t])), ...checksumBody];
 
@@ -62,7 +62,7 @@ function buildKernelModule(): Uint8Array {
       ...advance(0), ...advance(1),
     ]),
     ...storeAt(0, 5), ...storeAt(16, 6), ...storeAt(32, 7), ...storeAt(48, 8),
-    op.end,
+    END,
   ];
   const addFn = [...vec([[1, I32], [5, V128]].map(([n, t]) => [n, t])), ...addBody];
 
@@ -71,7 +71,7 @@ function buildKernelModule(): Uint8Array {
   const plainAddBody = [
     ...get(0), ...get(2), op.i32Add, ...set(3),
     ...loopUntil(0, 3, [...get(0), ...get(0), ...v128Load, ...get(1), ...v128Load, ...f32x4Add, ...v128Store, ...advance(0), ...advance(1)]),
-    op.end,
+    END,
   ];
   const plainAddFn = [...vec([[1, I32]].map(([n, t]) => [n, t])), ...plainAddBody];
 

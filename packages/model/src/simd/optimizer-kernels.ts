@@ -18,7 +18,7 @@
  * rates where the float64 update stays finite, which changes what a blown-up run leaves as
  * its last good state.
  */
-import { F64, get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
+import { END, F64, get, I32, i32c, loopUntil, MODULE_HEADER, name, section, set, simd, sized, tee, uleb, V128, vec, webAssembly } from "@dino-coord/wasm";
 
 /** Bytes at the start of every kernel memory where sumOfSquares keeps its two lane sums. */
 export const ACCUMULATOR_BYTES = 16;
@@ -27,7 +27,7 @@ export const CHUNK_ELEMENTS = 32768;
 const PAIR_BYTES = 8;
 
 function buildKernelModule(): Uint8Array {
-  const op = { end: 0x0b, i32Add: 0x6a, i32Shl: 0x74 };
+  const op = { i32Add: 0x6a, i32Shl: 0x74 };
   const memArg = [0x00, 0x00]; // alignment hint 2^0, offset 0
   const advance = (i: number) => [...get(i), ...i32c(PAIR_BYTES), op.i32Add, ...set(i)];
   /** Two float32 at the address on the stack, as f64x2. */
@@ -67,7 +67,7 @@ function buildKernelModule(): Uint8Array {
       ...storePair,
       ...advance(0), ...advance(1), ...advance(2), ...advance(3),
     ]),
-    op.end,
+    END,
   ];
   const adamwFn = [...locals([[1, I32], [11, V128]]), ...adamwBody];
 
@@ -82,7 +82,7 @@ function buildKernelModule(): Uint8Array {
       ...storePair,
       ...advance(0), ...advance(1),
     ]),
-    op.end,
+    END,
   ];
   const emaFn = [...locals([[1, I32], [2, V128]]), ...emaBody];
 
@@ -96,7 +96,7 @@ function buildKernelModule(): Uint8Array {
       ...advance(0),
     ]),
     ...i32c(0), ...get(3), ...simd(0x0b, ...memArg),
-    op.end,
+    END,
   ];
   const sumOfSquaresFn = [...locals([[1, I32], [2, V128]]), ...sumOfSquaresBody];
 
@@ -109,7 +109,7 @@ function buildKernelModule(): Uint8Array {
       ...get(0), ...get(0), ...loadPair, ...get(4), ...mul, ...storePair,
       ...advance(0),
     ]),
-    op.end,
+    END,
   ];
   const scaleFn = [...locals([[1, I32], [1, V128]]), ...scaleBody];
 

@@ -8,7 +8,7 @@
  * integer arithmetic or an exact float64 conversion, multiplication by 2^26 or 2^-53 and
  * addition below 2^53, so the values equal the JS path's bit for bit.
  */
-import { f64Bytes, get, I32, i32c, I64, loopUntil, MODULE_HEADER, name, section, set, sized, sleb64, uleb, vec, webAssembly } from "@dino-coord/wasm";
+import { BR_IF, END, f64Bytes, get, I32, i32c, I64, LOOP, loopUntil, MODULE_HEADER, name, section, set, sized, sleb64, uleb, vec, VOID, webAssembly } from "@dino-coord/wasm";
 
 /** Counters per call: the output (16 bytes each) fills one 64 KiB wasm page. */
 export const UNIT_PAIRS_PER_CALL = 4096;
@@ -20,7 +20,6 @@ const PHILOX_W1 = 0xbb67ae85;
 
 function buildPhiloxModule(): Uint8Array {
   const op = {
-    loop: 0x03, brIf: 0x0d, end: 0x0b, void: 0x40,
     i64Const: 0x42, f64Const: 0x44,
     i32LtU: 0x49, i32Add: 0x6a, i32Xor: 0x73, i32ShrU: 0x76,
     i64Mul: 0x7e, i64ShrU: 0x88, i32WrapI64: 0xa7, i64ExtendI32U: 0xad,
@@ -61,17 +60,17 @@ function buildPhiloxModule(): Uint8Array {
       ...get(C1), ...set(X1), ...get(C2), ...set(X2), ...get(C3), ...set(X3),
       ...get(K0), ...set(KEY0), ...get(K1), ...set(KEY1),
       ...i32c(0), ...set(ROUND),
-      op.loop, op.void,
+      LOOP, VOID,
       ...round,
       ...get(ROUND), ...i32c(1), op.i32Add, ...set(ROUND),
-      ...get(ROUND), ...i32c(10), op.i32LtU, op.brIf, 0,
-      op.end,
+      ...get(ROUND), ...i32c(10), op.i32LtU, BR_IF, 0,
+      END,
       ...storeUnit(X0, X1, 0),
       ...storeUnit(X2, X3, 8),
       ...get(OUT), ...i32c(16), op.i32Add, ...set(OUT),
       ...get(N), ...i32c(1), op.i32Add, ...set(N),
     ]),
-    op.end,
+    END,
   ];
   const fn = [...vec([[...uleb(10), I32], [...uleb(2), I64]]), ...body];
   const typeSection = vec([[0x60, ...vec(Array.from({ length: 8 }, () => [I32])), ...vec([])]]);
