@@ -2,8 +2,8 @@
 import { FrameType, type FrameHeader } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { ackFrame, BROADCAST, broadcastHeader, chunkCount, chunksCovered, type MessageDecoder } from "./broadcast-chain";
-import { kernelsHolding } from "./collective-tensor";
-import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError } from "./errors";
+import { allocateCollectiveTensor, kernelsHolding } from "./collective-tensor";
+import { CollectiveAbortedError, CollectiveMismatchError, CollectiveTimeoutError, CollectiveUsageError } from "./errors";
 import { FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
 import { groupId } from "./group-id";
@@ -12,6 +12,7 @@ import { checkRank, checkStep, checkTensor, type CollectiveOptions, resolveOptio
 import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
 import { gatherChunk } from "./shared-memory-chunks";
+import { sharedMappingStatus } from "./shared-mapping";
 import { SharedMemoryFiles } from "./shared-memory-files";
 
 const EMPTY = Buffer.alloc(0);
@@ -36,6 +37,10 @@ export class BroadcastReceiver<M> {
   private readonly channels: MemberChannels;
   private readonly member: MemberLifecycle;
   private seen = new Uint8Array(0);
+  /** receiveInPlace's buffer where the root's tensor is copied rather than read in place. */
+  private ownCopy: Float32Array | undefined;
+  /** The last in-place view handed out; the same object while the root's tensor stays where it is. */
+  private rootView: Float32Array | undefined;
 
   constructor(options: BroadcastReceiverOptions<M>) {
     this.options = resolveOptions(options, 2);
@@ -75,7 +80,38 @@ export class BroadcastReceiver<M> {
     checkTensor("into", into);
     checkStep(step);
     this.member.ensureReady("receive");
-    return this.member.exclusive(() => this.run(into, step));
+    return (await this.member.exclusive(() => this.run(into, step, false))).meta;
+  }
+
+  /**
+   * Step `step`'s tensor of `length` elements and its metadata. Where the root sent it in place
+   * (BroadcastRoot.sendInPlace, every member on this host), `values` is a read-only view of the
+   * root's own tensor: reading it costs no copy, it changes when the root changes it, and
+   * writing to it crashes the process. Otherwise `values` is this receiver's own buffer, filled
+   * as by receive() and reused by the next call.
+   */
+  async receiveInPlace(length: number, step: number): Promise<{ meta: M; values: Float32Array }> {
+    checkStep(step);
+    this.member.ensureReady("receive");
+    if (this.ownCopy?.length !== length) this.ownCopy = allocateCollectiveTensor(length);
+    const into = this.ownCopy;
+    return this.member.exclusive(() => this.run(into, step, true));
+  }
+
+  /**
+   * A read-only view of `length` elements of the root's tensor at a location the root named
+   * (BroadcastRoot.inPlaceLocation), for data it shares once rather than per step. Throws a
+   * CollectiveUsageError where that cannot be read in place here.
+   */
+  viewRootTensor(location: { file: string; byteOffset: number }, length: number): Float32Array {
+    const cannot = (why: string) => new CollectiveUsageError("viewRootTensor", `cannot read the root's shared tensor ${location.file}: ${why}`);
+    const files = this.channels.files;
+    if (!files) throw cannot("not every member of this group is on this host (or the group was not started)");
+    if (location.byteOffset % 4 !== 0) throw cannot(`offset ${location.byteOffset} is not a multiple of 4`);
+    const view = files.viewNamed(location.file, location.byteOffset, length * 4);
+    if (view === null) throw cannot(`shared memory cannot be mapped in this process (${sharedMappingStatus()})`);
+    if (!(view instanceof Uint8Array)) throw cannot(view.detail);
+    return new Float32Array(view.buffer, view.byteOffset, length);
   }
 
   abort(reason?: string): void {
@@ -86,7 +122,7 @@ export class BroadcastReceiver<M> {
     return this.member.close();
   }
 
-  private async run(into: Float32Array, step: number): Promise<M> {
+  private async run(into: Float32Array, step: number, inPlace: boolean): Promise<{ meta: M; values: Float32Array }> {
     const { groupId, kernels, inbox, outbox, rank, member } = this;
     const { timeoutMs, chunkBytes, endpoints } = this.options;
     const chunkElements = chunkBytes / 4;
@@ -97,6 +133,7 @@ export class BroadcastReceiver<M> {
     let received = 0;
     let bufferIntact = true;
     let meta: M | undefined;
+    let values = into;
     let lastProgressAt = Date.now();
 
     while (received < chunks) {
@@ -130,8 +167,16 @@ export class BroadcastReceiver<M> {
         }
       }
       const start = h.chunk * chunkBytes;
-      const shared = h.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA;
-      if (shared) {
+      const shared = h.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA || h.type === FrameType.FRAME_TYPE_SHARED_TENSOR_READY;
+      if (h.type === FrameType.FRAME_TYPE_SHARED_TENSOR_READY) {
+        const result = this.readRootTensor(h, into, inPlace);
+        if (result instanceof FrameRejection) {
+          inbox.reject(result);
+          continue;
+        }
+        bufferIntact = bufferIntact && result !== into;
+        values = result;
+      } else if (shared) {
         if (!this.channels.files) {
           inbox.reject(new FrameRejection("malformed", "shared-memory payload, but not every member of this group is on this host", h));
           continue;
@@ -161,18 +206,41 @@ export class BroadcastReceiver<M> {
       if (!this.isLast) {
         const header = broadcastHeader({
           type: h.type, groupId, step, senderRank: rank, chunk: h.chunk, payloadBytes: h.payloadBytes, payloadCrc32: h.payloadCrc32,
-          totalElements: h.totalElements, ...(h.chunk === 0 && { meta: h.meta }),
+          totalElements: h.totalElements, ...(h.chunk === 0 && { meta: h.meta }), sharedTensorFile: h.sharedTensorFile, sharedTensorOffset: h.sharedTensorOffset,
         });
         outbox.enqueue([header, shared ? EMPTY : payload]);
       }
     }
     if (this.isLast) outbox.enqueue(ackFrame(groupId, step, rank));
-    return meta as M;
+    return { meta: meta as M, values };
+  }
+
+  /**
+   * The root's tensor that a FRAME_TYPE_SHARED_TENSOR_READY names: a view of it where it lies
+   * (in place, files mapped), else `into` with a copy of it; a rejection if the frame does not
+   * name a readable shared tensor.
+   */
+  private readRootTensor(h: FrameHeader, into: Float32Array, inPlace: boolean): Float32Array | FrameRejection {
+    const bytes = new Uint8Array(into.buffer, into.byteOffset, into.byteLength);
+    const files = this.channels.files;
+    if (!files) return new FrameRejection("malformed", "shared tensor doorbell, but not every member of this group is on this host", h);
+    const name = h.sharedTensorFile ?? "";
+    const offset = h.sharedTensorOffset ?? 0;
+    if (offset % 4 !== 0) return new FrameRejection("malformed", `shared tensor offset ${offset} is not a multiple of 4`, h);
+    const view = inPlace ? files.viewNamed(name, offset, bytes.length) : null;
+    if (view instanceof Uint8Array) {
+      const last = this.rootView;
+      if (last && last.buffer === view.buffer && last.byteOffset === view.byteOffset && last.byteLength === view.byteLength) return last;
+      return (this.rootView = new Float32Array(view.buffer, view.byteOffset, view.byteLength / 4));
+    }
+    const problem = view ?? files.readNamed(name, bytes, offset);
+    return problem ? new FrameRejection(problem.reason, problem.detail, h) : into;
   }
 
   private check(h: FrameHeader, step: number, length: number, chunkElements: number, chunks: number, bufferIntact: boolean): FrameRejection | null {
     const shared = h.type === FrameType.FRAME_TYPE_SHARED_MEMORY_DATA;
-    if (h.type !== FrameType.FRAME_TYPE_DATA && !shared) return new FrameRejection("malformed", `frame type ${h.type}, a receiver expects data`, h);
+    const wholeTensor = h.type === FrameType.FRAME_TYPE_SHARED_TENSOR_READY;
+    if (h.type !== FrameType.FRAME_TYPE_DATA && !shared && !wholeTensor) return new FrameRejection("malformed", `frame type ${h.type}, a receiver expects data`, h);
     if (h.senderRank !== this.rank - 1) return new FrameRejection("unknown-sender", `sender rank ${h.senderRank}, expected ${this.rank - 1}`, h);
     if (h.step < step) return new FrameRejection("stale-step", `step ${h.step} while receiving step ${step}`, h);
     if (h.step > step) return new FrameRejection("future-step", `step ${h.step} while receiving step ${step}`, h);
@@ -184,8 +252,9 @@ export class BroadcastReceiver<M> {
     if (h.chunk >= chunks) return new FrameRejection("out-of-range", `chunk ${h.chunk} of ${chunks}`, h);
     const expectedBytes = (Math.min((h.chunk + 1) * chunkElements, length) - h.chunk * chunkElements) * 4;
     // A shared-memory doorbell may announce a run of whole chunks; a socket frame carries one.
-    const covered = shared ? chunksCovered(length, chunkElements, h.chunk, h.payloadBytes) : h.payloadBytes === expectedBytes ? 1 : 0;
-    if (covered === 0) return new FrameRejection("wrong-length", `${h.payloadBytes} payload bytes, chunk has ${expectedBytes}`, h);
+    // A shared tensor doorbell announces the whole tensor.
+    const covered = wholeTensor ? (h.chunk === 0 && h.payloadBytes === length * 4 ? chunks : 0) : shared ? chunksCovered(length, chunkElements, h.chunk, h.payloadBytes) : h.payloadBytes === expectedBytes ? 1 : 0;
+    if (covered === 0) return new FrameRejection("wrong-length", `${h.payloadBytes} payload bytes, ${wholeTensor ? `the whole tensor from chunk 0 has ${length * 4}` : `chunk has ${expectedBytes}`}`, h);
     if (this.seen.subarray(h.chunk, h.chunk + covered).includes(1)) return new FrameRejection("duplicate", `chunks ${h.chunk}..${h.chunk + covered - 1} (some) already applied`, h);
     return null;
   }

@@ -2,7 +2,7 @@
 import { FrameType } from "@dino-coord/proto";
 import type { Logger } from "pino";
 import { BROADCAST, broadcastHeader, chunkCount, type MessageEncoder } from "./broadcast-chain";
-import { kernelsHolding } from "./collective-tensor";
+import { allocateCollectiveTensor, kernelsHolding } from "./collective-tensor";
 import { CollectiveAbortedError, CollectiveTimeoutError } from "./errors";
 import { bytesOf, FrameRejection, parseFrame } from "./frame";
 import { FrameInbox, type InboxStats } from "./frame-inbox";
@@ -13,6 +13,8 @@ import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
 import { exportChunk, SHARED_MEMORY_RUN_BYTES } from "./shared-memory-chunks";
 import { SharedMemoryFiles } from "./shared-memory-files";
+import { sharedMapping } from "./shared-mapping";
+import { allocateSharedTensor, sharedTensorLocation } from "./shared-tensor";
 
 const EMPTY = Buffer.alloc(0);
 
@@ -75,10 +77,44 @@ export class BroadcastRoot<M> {
    * it, after which `values` may be changed.
    */
   async send(values: Float32Array, meta: M, step: number): Promise<void> {
+    await this.sendChecked(values, meta, step, false);
+  }
+
+  /**
+   * A tensor for sendInPlace: in shared memory when every member is on this host (so the
+   * receivers can read it where it lies), else a collective tensor. Call after start().
+   */
+  allocateTensor(length: number): Float32Array {
+    this.member.ensureReady("allocateTensor");
+    return this.channels.files && sharedMapping() ? allocateSharedTensor(length) : allocateCollectiveTensor(length);
+  }
+
+  /**
+   * Like send, but where `values` lies in shared memory (allocateTensor) and every member is
+   * on this host, receivers get `values` itself: nothing is copied, and receivers that use
+   * receiveInPlace go on reading it after this resolves. So change `values` only once the
+   * caller knows every receiver is done with it: for instance after a later collective that
+   * each receiver enters only after its last read.
+   */
+  async sendInPlace(values: Float32Array, meta: M, step: number): Promise<void> {
+    await this.sendChecked(values, meta, step, true);
+  }
+
+  /**
+   * Where `values` lies for this group's receivers to read it in place
+   * (BroadcastReceiver.viewRootTensor): set when it is a tensor from allocateTensor and every
+   * member is on this host. For data the root shares once, not per step.
+   */
+  inPlaceLocation(values: Float32Array): { file: string; byteOffset: number } | undefined {
+    const location = this.channels.files ? sharedTensorLocation(values) : undefined;
+    return location && location.directory === this.channels.files?.directory ? { file: location.name, byteOffset: location.byteOffset } : undefined;
+  }
+
+  private async sendChecked(values: Float32Array, meta: M, step: number, inPlace: boolean): Promise<void> {
     checkTensor("values", values);
     checkStep(step);
     this.member.ensureReady("send");
-    await this.member.exclusive(() => this.run(values, meta, step));
+    await this.member.exclusive(() => this.run(values, meta, step, inPlace));
   }
 
   abort(reason?: string): void {
@@ -89,14 +125,23 @@ export class BroadcastRoot<M> {
     return this.member.close();
   }
 
-  private async run(values: Float32Array, meta: M, step: number): Promise<void> {
+  private async run(values: Float32Array, meta: M, step: number, inPlace: boolean): Promise<void> {
     const { groupId, kernels, inbox, outbox, member } = this;
     const { timeoutMs, chunkBytes, endpoints } = this.options;
     const chunkElements = chunkBytes / 4;
-    const chunks = chunkCount(values.length, chunkElements);
     const metaBytes = this.metaCodec.encode(meta).finish();
-    const files = this.channels.files;
-    // Through shared memory: one copy into the root's file, and a doorbell per run of chunks.
+    // In place: one doorbell naming where `values` lies. Otherwise, through shared memory: one
+    // copy into the root's file, and a doorbell per run of chunks.
+    const shared = inPlace ? this.inPlaceLocation(values) : undefined;
+    const files = shared ? undefined : this.channels.files;
+    const chunks = shared ? 0 : chunkCount(values.length, chunkElements);
+    if (shared) {
+      const header = broadcastHeader({
+        type: FrameType.FRAME_TYPE_SHARED_TENSOR_READY, groupId, step, senderRank: 0, chunk: 0, payloadBytes: values.byteLength,
+        totalElements: values.length, meta: metaBytes, sharedTensorFile: shared.file, sharedTensorOffset: shared.byteOffset,
+      });
+      outbox.enqueue([header, EMPTY]);
+    }
     const runChunks = files ? Math.max(1, Math.floor(SHARED_MEMORY_RUN_BYTES / chunkBytes)) : 0;
     files?.reserve(values.byteLength);
     for (let chunk = 0; files && chunk < chunks; chunk += runChunks) {

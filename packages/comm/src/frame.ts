@@ -28,7 +28,7 @@ export class FrameRejection {
 
 /** Frame types whose payload lies in shared memory: their payload frame is empty. */
 const DOORBELL_TYPES = new Set<FrameType>([
-  FrameType.FRAME_TYPE_SHARED_MEMORY_DATA, FrameType.FRAME_TYPE_SHARED_INPUT_READY, FrameType.FRAME_TYPE_SHARED_SUM_READY,
+  FrameType.FRAME_TYPE_SHARED_MEMORY_DATA, FrameType.FRAME_TYPE_SHARED_INPUT_READY, FrameType.FRAME_TYPE_SHARED_SUM_READY, FrameType.FRAME_TYPE_SHARED_TENSOR_READY,
 ]);
 
 export interface Frame {

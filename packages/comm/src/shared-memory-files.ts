@@ -286,20 +286,43 @@ export class SharedMemoryFiles {
    * at `byteOffset`; a problem if the name is not one, or the file is missing or too short.
    */
   readNamed(name: string, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
-    let file = this.namedFiles.get(name);
-    if (!file) {
-      if (this.closed || !SHARED_TENSOR_NAME.test(name)) return { reason: "malformed", detail: `"${name}" is not a shared tensor file name` };
-      // Peers that allocate tensors over and over would otherwise pile up descriptors here;
-      // the ones still in use are simply opened again.
-      if (this.namedFiles.size >= MAX_NAMED_FILES) this.closeNamedFiles();
-      try {
-        file = { fd: fs.openSync(path.join(this.directory, name), "r") };
-      } catch (err) {
-        return { reason: "malformed", detail: `shared tensor file ${name} cannot be opened (${(err as Error).message})` };
-      }
-      this.namedFiles.set(name, file);
-    }
+    const file = this.namedFile(name);
+    if (!("fd" in file)) return file;
     return this.readFrom(file, `shared tensor file ${name}`, target, byteOffset);
+  }
+
+  /**
+   * A read-only view of `bytes` bytes of the shared tensor file `name` at `byteOffset`, where
+   * they lie (no copy; it follows the file's later changes); null where files are not mapped
+   * (no native helper: use readNamed), or the problem with the name or the file's length.
+   */
+  viewNamed(name: string, byteOffset: number, bytes: number): Uint8Array | null | SharedMemoryReadProblem {
+    if (!this.map) return null;
+    const file = this.namedFile(name);
+    if (!("fd" in file)) return file;
+    const start = DATA_OFFSET + byteOffset;
+    if (!file.view || file.view.length < start + bytes) {
+      const size = fs.fstatSync(file.fd).size;
+      if (size < start + bytes) return { reason: "wrong-length", detail: `shared tensor file ${name} ends before byte ${byteOffset + bytes}` };
+      file.view = this.map(file.fd, size, false);
+    }
+    return file.view.subarray(start, start + bytes);
+  }
+
+  private namedFile(name: string): PeerFile | SharedMemoryReadProblem {
+    let file = this.namedFiles.get(name);
+    if (file) return file;
+    if (this.closed || !SHARED_TENSOR_NAME.test(name)) return { reason: "malformed", detail: `"${name}" is not a shared tensor file name` };
+    // Peers that allocate tensors over and over would otherwise pile up descriptors here;
+    // the ones still in use are simply opened again.
+    if (this.namedFiles.size >= MAX_NAMED_FILES) this.closeNamedFiles();
+    try {
+      file = { fd: fs.openSync(path.join(this.directory, name), "r") };
+    } catch (err) {
+      return { reason: "malformed", detail: `shared tensor file ${name} cannot be opened (${(err as Error).message})` };
+    }
+    this.namedFiles.set(name, file);
+    return file;
   }
 
   private readFrom(file: PeerFile, label: string, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {

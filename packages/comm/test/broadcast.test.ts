@@ -3,6 +3,7 @@ import * as fs from "fs";
 import * as zmq from "zeromq";
 import { allocateCollectiveTensor, BroadcastReceiver, BroadcastRoot, CollectiveMismatchError, CollectiveTimeoutError } from "../src";
 import { SharedMemoryFiles } from "../src/shared-memory-files";
+import { sharedTensorLocation } from "../src/shared-tensor";
 import { bytesOfArray, capturingLogger, closeAll, endpointsFor, randomValues, silentLogger } from "./support/rings";
 
 /** Metadata: any generated protobufjs message class works as the codec; FrameHeader is at hand. */
@@ -144,6 +145,105 @@ describe("Broadcast", () => {
       await closeAll([root, ...receivers]);
     }
     expect(fs.existsSync(rootFile)).toBe(false);
+  });
+
+  it("in place over ipc: a receiver that asks reads the root's own tensor (later changes show through), a plain receiver gets a copy", async () => {
+    const { root, receivers } = await startGroup(await endpointsFor(3, "ipc"), { chunkBytes: 16 * 1024 });
+    try {
+      const length = 300_001;
+      const tensor = root.allocateTensor(length);
+      tensor.set(randomValues(length, 21));
+      const copy = new Float32Array(length);
+      const [, viewed, meta] = await Promise.all([
+        root.sendInPlace(tensor, FrameHeader.create({ step: 5 }), 5),
+        receivers[0].receiveInPlace(length, 5),
+        receivers[1].receive(copy, 5),
+      ]);
+      expect(bytesOfArray(viewed.values).equals(bytesOfArray(tensor))).toBe(true);
+      expect(bytesOfArray(copy).equals(bytesOfArray(tensor))).toBe(true);
+      expect(viewed.meta.step).toBe(5);
+      expect(meta.step).toBe(5);
+      // The root changes its tensor, as the coordinator does once every worker is done reading it.
+      tensor[length - 1] = 1234.5;
+      expect(viewed.values[length - 1]).toBe(1234.5);
+      expect(copy[length - 1]).not.toBe(1234.5);
+      const [, again] = await Promise.all([
+        root.sendInPlace(tensor, FrameHeader.create({ step: 6 }), 6),
+        receivers[0].receiveInPlace(length, 6),
+        receivers[1].receive(copy, 6),
+      ]);
+      expect(again.values).toBe(viewed.values); // the same view, no new mapping per step
+      expect(copy[length - 1]).toBe(1234.5);
+      // Shared once, read in place at every receiver: what the coordinator does with its student.
+      const location = root.inPlaceLocation(tensor.subarray(1000))!;
+      expect(location.file).toMatch(/^dino-comm-tensor-/);
+      const once = receivers[1].viewRootTensor(location, length - 1000);
+      expect(bytesOfArray(once).equals(bytesOfArray(tensor.subarray(1000)))).toBe(true);
+      tensor[1000] = -7;
+      expect(once[0]).toBe(-7);
+      expect(() => receivers[1].viewRootTensor({ ...location, file: "dino-comm-tensor-0-0-00" }, 10)).toThrow(/cannot read the root's shared tensor dino-comm-tensor-0-0-00: .*cannot be opened/);
+      expect(() => receivers[1].viewRootTensor(location, length + 1)).toThrow(/ends before byte/);
+      expect(root.inPlaceLocation(new Float32Array(10))).toBeUndefined();
+    } finally {
+      await closeAll([root, ...receivers]);
+    }
+  });
+
+  it.each(["ipc", "tcp"] as const)("in place over %s falls back to copies where the tensor is not in shared memory or a member is elsewhere", async (transport) => {
+    const { root, receivers } = await startGroup(await endpointsFor(3, transport), { chunkBytes: 16 * 1024 });
+    try {
+      const length = 40_000;
+      // Over ipc, a plain array is not in shared memory; over tcp, allocateTensor gives none.
+      const tensor = transport === "ipc" ? new Float32Array(length) : root.allocateTensor(length);
+      tensor.set(randomValues(length, 22));
+      const results = await Promise.all([root.sendInPlace(tensor, FrameHeader.create({ step: 0 }), 0), ...receivers.map((r) => r.receiveInPlace(length, 0))]);
+      tensor[0] = 99;
+      expect(root.inPlaceLocation(tensor)).toBeUndefined();
+      if (transport === "tcp") expect(() => receivers[0].viewRootTensor({ file: "dino-comm-tensor-1-0-00", byteOffset: 0 }, 1)).toThrow(/not every member of this group is on this host/);
+      for (const { values } of results.slice(1) as Array<{ values: Float32Array }>) {
+        expect(values[0]).not.toBe(99);
+        expect(bytesOfArray(values.subarray(1)).equals(bytesOfArray(tensor.subarray(1)))).toBe(true);
+      }
+    } finally {
+      await closeAll([root, ...receivers]);
+    }
+  });
+
+  it("rejects in-place doorbells that name no shared tensor, a short one, a misaligned offset or the wrong length, and still completes", async () => {
+    const endpoints = await endpointsFor(3, "ipc");
+    const { root, receivers } = await startGroup(endpoints, { chunkBytes: 16 * 1024 });
+    const rogue = new zmq.Push({ linger: 0 });
+    rogue.connect(endpoints[2]);
+    try {
+      const length = 4096;
+      const tensor = root.allocateTensor(length);
+      tensor.set(randomValues(length, 23));
+      const small = root.allocateTensor(16);
+      const nameOf = (t: Float32Array) => sharedTensorLocation(t)!.name;
+      const doorbell = (fields: { sharedTensorFile: string; sharedTensorOffset?: number; payloadBytes?: number }) => [
+        Buffer.from(
+          FrameHeader.encode({
+            protocolVersion: PROTOCOL_VERSION, kind: CollectiveKind.COLLECTIVE_KIND_BROADCAST, type: FrameType.FRAME_TYPE_SHARED_TENSOR_READY,
+            groupId: receivers[1].groupId, step: 1, senderRank: 1, chunk: 0, payloadBytes: length * 4, totalElements: length, sharedTensorOffset: 0, ...fields,
+          }).finish(),
+        ),
+        Buffer.alloc(0),
+      ];
+      await rogue.send(doorbell({ sharedTensorFile: "../../etc/passwd" }));
+      await rogue.send(doorbell({ sharedTensorFile: "dino-comm-tensor-0-0-deadbeef" })); // no such file
+      await rogue.send(doorbell({ sharedTensorFile: nameOf(small) })); // ends before the tensor's bytes
+      await rogue.send(doorbell({ sharedTensorFile: nameOf(tensor), sharedTensorOffset: 2 }));
+      await rogue.send(doorbell({ sharedTensorFile: nameOf(tensor), payloadBytes: 400 }));
+      await new Promise((resolve) => setTimeout(resolve, 100));
+      const pending = receivers[1].receiveInPlace(length, 1);
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      const [, , received] = await Promise.all([root.sendInPlace(tensor, FrameHeader.create({ step: 1 }), 1), receivers[0].receiveInPlace(length, 1), pending]);
+      expect(bytesOfArray(received.values).equals(bytesOfArray(tensor))).toBe(true);
+      expect(receivers[1].stats.rejectedByReason).toEqual({ malformed: 3, "wrong-length": 2 });
+    } finally {
+      rogue.close();
+      await closeAll([root, ...receivers]);
+    }
   });
 
   it("fails the root with CollectiveTimeoutError when a receiver never answers, and a receiver given the wrong length with a mismatch error", async () => {

@@ -1,6 +1,6 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
-import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
+import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, paramCount, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
 import { allocateCollectiveTensor, BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
 import { advertisedAddress, CENTER_MOMENTUM, StepBuffer, checksumOf, freeCollectiveEndpoints, hostOf, optimizerFrames, ProtocolError, type RunConfig } from "@dino-coord/worker";
@@ -40,14 +40,17 @@ export class TrainingState {
   /** [teacher | center] in one buffer (teacher.data and center are views): one broadcast per step. */
   readonly teacherAndCenter: Float32Array;
 
-  /** `initialize`: draw the reference init (a resumed run loads a checkpoint instead). */
-  constructor(readonly config: RunConfig, initialize = true) {
+  /**
+   * `initialize`: draw the reference init (a resumed run loads a checkpoint instead).
+   * `allocateBroadcast`: where the student and [teacher | center] live; the teacher
+   * broadcast's own allocator puts them where same-host workers read them in place.
+   */
+  constructor(readonly config: RunConfig, initialize = true, allocateBroadcast: (length: number) => Float32Array = allocateCollectiveTensor) {
     const specs = dinoParamSpecs(config.model);
-    this.student = new ParamStore(specs);
+    this.student = new ParamStore(specs, allocateBroadcast(paramCount(specs)));
     if (initialize) initParams(this.student, referenceInitOf(specs), config.seed);
     // The teacher starts as a copy of the student.
-    // A collective tensor: the broadcast checksums it where it lies.
-    this.teacherAndCenter = allocateCollectiveTensor(this.student.size + config.model.outDim);
+    this.teacherAndCenter = allocateBroadcast(this.student.size + config.model.outDim);
     this.teacher = new ParamStore(specs, this.teacherAndCenter.subarray(0, this.student.size));
     this.teacher.data.set(this.student.data);
     this.adamw = new AdamW(this.student);
@@ -125,20 +128,23 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   }
   // The workers build their sessions while the weights are drawn (seconds for large models).
   const drawing = performance.now();
-  const state = new TrainingState(config, !start);
+  const state = new TrainingState(config, !start, (length) => teacherFeed.allocateTensor(length));
   const { student, teacher, adamw, center } = state;
   if (start) restoreTrainingState(state, start);
   const P = student.size;
   const K = config.model.outDim;
-  // The teacher and center reach the workers with the first step's broadcast; a fresh
-  // student equals the teacher, so only a resumed run sends its student (and AdamW state).
-  const initialPayloads = start ? [student.data, ...optimizerFrames(adamw.state())] : [];
+  // The teacher and center reach the workers with the first step's broadcast. On one host the
+  // workers read this student where it lies; elsewhere they keep replicas: a fresh one starts
+  // as the teacher, a resumed one gets the student and AdamW state.
+  const sharedStudent = teacherFeed.inPlaceLocation(student.data);
+  const initialPayloads = start && !sharedStudent ? [student.data, ...optimizerFrames(adamw.state())] : [];
+  const initialState = sharedStudent
+    ? { step: start?.step ?? 0, sharedStudentFile: sharedStudent.file, sharedStudentOffset: sharedStudent.byteOffset }
+    : { step: start?.step ?? 0, studentIsTeacher: !start };
   const bytesBeforeInitialStates = server.bytesSent;
-  for (let rank = 0; rank < world; rank++) {
-    await server.sendTo(rank, { initialState: { step: start?.step ?? 0, studentIsTeacher: !start } }, initialPayloads);
-  }
+  for (let rank = 0; rank < world; rank++) await server.sendTo(rank, { initialState }, initialPayloads);
   const bytesPerWorker = (server.bytesSent - bytesBeforeInitialStates) / world;
-  log.info({ step: start?.step ?? 0, ms: Math.round(performance.now() - drawing), bytesPerWorker }, start ? "checkpoint state sent" : "initial weights drawn, initial state sent");
+  log.info({ step: start?.step ?? 0, ms: Math.round(performance.now() - drawing), bytesPerWorker, sharedStudent: sharedStudent !== undefined }, start ? "checkpoint state sent" : "initial weights drawn, initial state sent");
   for (let rank = 0; rank < world; rank++) {
     const ready = await server.next("ready", `worker ${rank} to load the model and data`, run.connectTimeoutMs + config.stepTimeoutMs, rank);
     const size = ready.envelope.ready?.datasetSize;
@@ -201,9 +207,12 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
         teacherTemp: hp.teacherTemp,
         freezeLastLayer: epoch < config.freezeLastLayer,
       };
-      const checksumRequested = (step + 1) % config.checksumEvery === 0 || step + 1 === totalSteps;
+      // Replicas are compared now and then; a shared student is one.
+      const checksumRequested = !sharedStudent && ((step + 1) % config.checksumEvery === 0 || step + 1 === totalSteps);
       await server.broadcast(world, { plan: { ...plan, checksumRequested } });
-      await collective(server, teacherFeed.send(state.teacherAndCenter, { step }, step));
+      // Same-host workers read [teacher | center] where it lies: the update below changes it
+      // only after the all-reduce, which each worker enters after its last read of it.
+      await collective(server, teacherFeed.sendInPlace(state.teacherAndCenter, { step }, step));
       const reduced = stepBuffer.reduced(plan.freezeLastLayer);
       reduced.fill(0);
       await collective(server, ring.allReduce(reduced, step));

@@ -61,11 +61,11 @@ function coordinatorLog(outputDir: string): Array<Record<string, unknown>> {
   return readFileSync(join(outputDir, "logs", "coordinator.log"), "utf8").split("\n").filter((l) => l.startsWith("{")).map((l) => JSON.parse(l));
 }
 
-/** Bytes the coordinator sent each worker in its InitialState, by the latest (re)start, and the model's parameter count. */
-export function initialStateOf(outputDir: string): { bytesPerWorker: number; params: number } {
+/** Bytes the coordinator sent each worker in its InitialState, by the latest (re)start, whether it shared its student, and the model's parameter count. */
+export function initialStateOf(outputDir: string): { bytesPerWorker: number; params: number; sharedStudent: boolean } {
   const lines = coordinatorLog(outputDir);
   const sent = lines.filter((l) => l.msg === "initial weights drawn, initial state sent" || l.msg === "checkpoint state sent").pop();
   const ready = lines.filter((l) => l.msg === "all workers ready, training").pop();
   if (!sent || !ready) throw new Error(`${outputDir}/logs/coordinator.log does not say what the initial state carried`);
-  return { bytesPerWorker: sent.bytesPerWorker as number, params: ready.params as number };
+  return { bytesPerWorker: sent.bytesPerWorker as number, params: ready.params as number, sharedStudent: sent.sharedStudent as boolean };
 }

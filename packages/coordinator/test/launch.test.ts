@@ -92,8 +92,9 @@ describe("dino-coord launch", () => {
       expect(stats.ring.framesRejected).toBe(0);
       expect(stats.broadcast.framesAccepted).toBe(2);
       expect(stats.controlBytesPerStep).toBeLessThan(1024 * world);
-      // A fresh run's workers take student, teacher and center from the first broadcast: the
-      // initial state carries no weights.
+      // On one host the workers read the coordinator's student, teacher and center where they
+      // lie: the initial state carries no weights.
+      expect(initialStateOf(dir)).toMatchObject({ sharedStudent: true });
       expect(initialStateOf(dir).bytesPerWorker).toBeLessThan(1024);
       const worker = readFileSync(join(dir, "logs", "worker-0.log"), "utf8").split("\n").find((l) => l.includes('"shutdown"'));
       expect(JSON.parse(worker ?? "{}").ring?.framesAccepted).toBe(stats.ring.framesAccepted);

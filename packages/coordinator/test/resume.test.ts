@@ -35,8 +35,8 @@ afterAll(() => rmSync(root, { recursive: true, force: true }));
  * The launcher in its own process group, so the test can SIGKILL it together with its workers.
  * A run still going after `timeoutMs` is killed and reported with its output.
  */
-function startGroup(args: string[], timeoutMs = 45_000): { child: ChildProcess; done: Promise<CliResult> } {
-  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true });
+function startGroup(args: string[], timeoutMs = 45_000, env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; done: Promise<CliResult> } {
+  const child = spawn(process.execPath, [CLI, ...args], { stdio: ["ignore", "pipe", "pipe"], detached: true, env });
   let stdout = "";
   let stderr = "";
   child.stdout?.on("data", (d) => (stdout += d));
@@ -125,17 +125,21 @@ function referenceAt(name: string, latest: string, remove: string[]): string {
 describe("resume after a crash is bitwise exact", () => {
   it("killed (SIGKILL, whole process group) right after the checkpoint at step k = 3, then resumed for the remaining 3 steps", async () => {
     const out = join(root, "after-checkpoint");
-    const run = startGroup(["launch", ...RUN(), "--save-every-steps", "3", "--output-dir", out]);
+    // Without shared memory (as across hosts): the workers keep student replicas, and the
+    // result still equals the reference run's, whose workers read the coordinator's student.
+    const replicas = { ...process.env, DINO_COMM_SHM_DIR: "" };
+    const run = startGroup(["launch", ...RUN(), "--save-every-steps", "3", "--output-dir", out], 45_000, replicas);
     const killed = await signalWhen(run, out, () => readLatestPointer(out) === "checkpoint-00000003", "the step-3 checkpoint");
     expect(killed.signal).toBe("SIGKILL");
     await expectNoProcessesLeft(out);
     expect(existsSync(join(out, FINAL))).toBe(false);
-    const resumed = await runCli(["resume", out]);
+    const resumed = await startGroup(["resume", out], 45_000, replicas).done;
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain(`resuming from ${join(out, "checkpoint-00000003")} (step 3, epoch 1, iteration 1)`);
     expectSameAsReference(out);
-    // The resumed workers got the student and both AdamW moments (teacher and center came with the broadcast).
-    const { bytesPerWorker, params } = initialStateOf(out);
+    // The resumed replicas got the student and both AdamW moments (teacher and center came with the broadcast).
+    const { bytesPerWorker, params, sharedStudent } = initialStateOf(out);
+    expect(sharedStudent).toBe(false);
     expect(bytesPerWorker).toBeGreaterThanOrEqual(3 * 4 * params);
     expect(bytesPerWorker).toBeLessThan(4 * 4 * params);
   });
@@ -151,6 +155,10 @@ describe("resume after a crash is bitwise exact", () => {
     expect(resumed.code).toBe(0);
     expect(resumed.stderr).toContain(`resuming from ${join(out, "checkpoint-00000002")}`);
     expectSameAsReference(out);
+    // On one host the resumed workers read the coordinator's student: nothing to send.
+    const { bytesPerWorker, sharedStudent } = initialStateOf(out);
+    expect(sharedStudent).toBe(true);
+    expect(bytesPerWorker).toBeLessThan(1024);
   });
 
   it("killed while writing a checkpoint: the previous checkpoint is used", async () => {

@@ -45,6 +45,11 @@ function elementCount(shape: readonly number[]): number {
   return count;
 }
 
+/** Elements of a store with these specs (to allocate its buffer elsewhere). */
+export function paramCount(specs: readonly ParamSpec[]): number {
+  return specs.reduce((total, spec) => total + elementCount(spec.shape), 0);
+}
+
 export class ParamStore {
   /** Every parameter, back to back in spec order. */
   readonly data: Float32Array;

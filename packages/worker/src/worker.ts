@@ -3,26 +3,16 @@ import { existsSync } from "node:fs";
 import type { Logger } from "pino";
 import { Dealer } from "zeromq";
 import { AugmentPool, scanImageFolder, type AugmentedBatch } from "@dino-coord/augment";
-import {
-  AdamW,
-  DinoStepSessions,
-  dinoParamSpecs,
-  fillDropPathMasks,
-  parseDevice,
-  probeDevice,
-  ParamStore,
-  studentUpdate,
-  type Device,
-} from "@dino-coord/model";
-import { allocateCollectiveTensor, BroadcastReceiver, CollectiveAbortedError, RingAllReduce } from "@dino-coord/comm";
+import { DinoStepSessions, dinoParamSpecs, fillDropPathMasks, parseDevice, probeDevice, ParamStore, type Device } from "@dino-coord/model";
+import { BroadcastReceiver, CollectiveAbortedError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
 import { advertisedAddress, freeCollectiveEndpoints, hostOf } from "./collective-endpoints";
-import { checksumOf, readPayload, type ControlMessage } from "./control-channel";
+import type { ControlMessage } from "./control-channel";
 import { CoordinatorLink } from "./coordinator-link";
 import { ProtocolError, RunAbortedError } from "./errors";
-import { loadOptimizerFrames } from "./optimizer-frames";
 import { STUDENT_TEMP, stepShapeOf, type RunConfig } from "./run-config";
 import { StepBuffer } from "./step-buffer";
+import { studentFromInitialState } from "./student-source";
 
 export interface WorkerOptions {
   /** tcp://HOST:PORT of the coordinator's control socket. */
@@ -88,11 +78,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const world = welcome.worldSize ?? 1;
     const config = JSON.parse(welcome.configJson ?? "{}") as RunConfig;
     const specs = dinoParamSpecs(config.model);
-    const student = new ParamStore(specs);
-    // [teacher | center]: one buffer, so one broadcast per step fills both (in place: a collective tensor).
-    const teacherAndCenter = allocateCollectiveTensor(student.size + config.model.outDim);
-    const teacher = new ParamStore(specs, teacherAndCenter.subarray(0, student.size));
-    const center = teacherAndCenter.subarray(student.size);
+    // [teacher | center] arrive in one broadcast per step: on one host, the coordinator's own
+    // (read-only here, unchanged until this worker has entered the step's all-reduce); else a copy.
+    let received: { teacherAndCenter: Float32Array; teacher: ParamStore; center: Float32Array } | undefined;
     const rankLog = log.child({ rank });
     rankLog.info({ world }, "welcome");
     const welcomed = performance.now();
@@ -150,14 +138,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     const stateMessage = await link.next("the coordinator's initial training state", options.connectTimeoutMs + config.heartbeatTimeoutMs);
     const initialState = stateMessage.envelope.initialState;
     if (!initialState) throw unexpected(stateMessage, "the initial state");
-    // Teacher and center arrive with each step's broadcast; a fresh run's student is that teacher.
-    let studentFromBroadcast = initialState.studentIsTeacher ?? false;
-    if (studentFromBroadcast && stateMessage.payloads.length > 0) {
-      throw new ProtocolError(`a fresh run's initial state carries ${stateMessage.payloads.length} payload frame(s), expected none`);
-    }
-    if (!studentFromBroadcast) readPayload(stateMessage.payloads[0], student.data, "initial student");
-    const adamw = new AdamW(student);
-    loadOptimizerFrames(adamw, stateMessage.payloads.slice(1)); // a resumed run's AdamW state
+    // Teacher and center arrive with each step's broadcast.
+    const studentSource = studentFromInitialState(initialState, stateMessage.payloads, specs, teacherFeed.viewRootTensor.bind(teacherFeed));
+    const student = studentSource.params;
     const stepBuffer = new StepBuffer(student, config.model.outDim, ring.allocateTensor.bind(ring));
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
@@ -198,12 +181,13 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       // The batch does not depend on the teacher: let augmentation run while the broadcast arrives.
       const pendingBatch = batches.next();
       pendingBatch.catch(() => undefined); // awaited below; a failed broadcast must not leave it unhandled
-      const meta = await collective(teacherFeed.receive(teacherAndCenter, currentStep));
+      const { meta, values } = await collective(teacherFeed.receiveInPlace(student.size + config.model.outDim, currentStep));
       if (meta.step !== currentStep) throw new ProtocolError(`the teacher broadcast of step ${currentStep} carries the plan of step ${meta.step}`);
-      if (studentFromBroadcast) {
-        student.data.set(teacher.data);
-        studentFromBroadcast = false;
+      if (received?.teacherAndCenter !== values) {
+        received = { teacherAndCenter: values, teacher: new ParamStore(specs, values.subarray(0, student.size)), center: values.subarray(student.size) };
       }
+      const { teacher, center } = received;
+      studentSource.startFrom(teacher);
       const broadcastEnd = performance.now();
       const next = await pendingBatch;
       if (next.done) throw new ProtocolError(`the coordinator planned batch ${iter} of epoch ${epoch}, past the end of this rank's shard`);
@@ -238,10 +222,7 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
           dataMs: computeStart - broadcastEnd, computeMs: computeEnd - computeStart, allReduceMs: reduced - computeEnd, broadcastMs: broadcastEnd - planned,
         },
       });
-      stepBuffer.averageOver(world, lastLayerFrozen);
-      // The coordinator stops the run on a non-finite loss (keeping the state before this step) and aborts.
-      if (!Number.isFinite(stepBuffer.loss)) continue;
-      studentUpdate(adamw, student.data, stepBuffer.gradient, {
+      studentSource.update(stepBuffer, world, lastLayerFrozen, {
         lr: plan.lr ?? 0,
         weightDecay: plan.weightDecay ?? 0,
         clipGrad: config.clipGrad,
@@ -249,7 +230,9 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
         freezeLastLayer: config.freezeLastLayer,
       });
       if (plan.checksumRequested) {
-        await link.send({ updateDone: { step: currentStep, rank, studentChecksum: checksumOf(student.data), updateMs: performance.now() - reduced } });
+        const studentChecksum = studentSource.checksum();
+        if (studentChecksum === null) throw new ProtocolError(`the coordinator asked for a checksum of the student it shares (step ${currentStep})`);
+        await link.send({ updateDone: { step: currentStep, rank, studentChecksum, updateMs: performance.now() - reduced } });
       }
     }
   } catch (err) {
