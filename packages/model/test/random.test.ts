@@ -1,7 +1,8 @@
 import { execFileSync } from "child_process";
 import * as path from "path";
+import { webAssembly } from "@dino-coord/wasm";
 import { fillNormal, fillUniform, normalAt, philox4x32, randomKey, setWasmPhilox, uniformAt } from "../src/random";
-import { philoxUnits } from "../src/simd/philox-kernel";
+import { philoxUnits, UNIT_PAIRS_PER_CALL, type PhiloxUnits } from "../src/simd/philox-kernel";
 
 function hex(words: Uint32Array): string[] {
   return Array.from(words, (w) => w.toString(16).padStart(8, "0"));
@@ -136,6 +137,76 @@ describe("the WebAssembly block function behind fillUniform / fillNormal", () =>
       expect(fast.u).toEqual(slow.u);
       expect(fast.n).toEqual(slow.n);
       expect(fast.u[length - 1]).toBe(uniformAt(key, first + length - 1));
+    }
+  });
+
+  /** The pairs (u1, u2) of counters [c0, c0 + count) from the JS block function, as toUnit in random.ts. */
+  function jsUnitPairs(count: number, c0: number, c1: number, c2: number, c3: number, k0: number, k1: number): Float64Array {
+    const pairs = new Float64Array(2 * count);
+    const block = new Uint32Array(4);
+    for (let i = 0; i < count; i++) {
+      philox4x32(c0 + i, c1, c2, c3, k0, k1, block);
+      pairs[2 * i] = ((block[0] >>> 5) * 67108864 + (block[1] >>> 6)) / 2 ** 53;
+      pairs[2 * i + 1] = ((block[2] >>> 5) * 67108864 + (block[3] >>> 6)) / 2 ** 53;
+    }
+    return pairs;
+  }
+
+  // Every count mod the SIMD loop's group of counters (16 at most) and whole calls, from
+  // counter 0, an odd start and the last counters before the low word wraps; words and keys
+  // with the top bit set check the unsigned conversions.
+  const counts = [...Array.from({ length: 34 }, (_, count) => count), 4079, 4095, UNIT_PAIRS_PER_CALL];
+  const words = [
+    [0, 0, 0, 0, 0],
+    [0xffffffff, 0x80000000, 0x7fffffff, 0xfffffffe, 0x9e3779b9],
+    [0x243f6a88, 0x85a308d3, 0x13198a2e, 0xa4093822, 0x299f31d0],
+  ];
+
+  /** The first index where the two arrays' values differ (−1 if none): one short message instead of an 8192-element diff. */
+  function firstDifference(a: Float64Array, b: Float64Array): number {
+    if (a.length !== b.length) return Math.min(a.length, b.length);
+    return a.findIndex((value, i) => !Object.is(value, b[i]));
+  }
+
+  function expectJsBits(kernel: PhiloxUnits): void {
+    for (const count of counts) {
+      for (const c0 of [0, 12345, 2 ** 32 - count]) {
+        for (const [c1, c2, c3, k0, k1] of words) {
+          const pairs = kernel.unitPairs(count, c0, c1, c2, c3, k0, k1).subarray(0, 2 * count);
+          const differs = firstDifference(pairs, jsUnitPairs(count, c0, c1, c2, c3, k0, k1));
+          expect(differs < 0 ? "equal" : `count ${count} c0 ${c0} key ${k0}: pair ${differs >> 1} differs`).toBe("equal");
+        }
+      }
+    }
+  }
+
+  it("gives the JS block function's pairs for every remainder of its groups of counters and up to the low word's last counter", () => {
+    expectJsBits(philoxUnits()!);
+  });
+
+  it("leaves the pairs after count as they were", () => {
+    const kernel = philoxUnits()!;
+    const full = kernel.unitPairs(UNIT_PAIRS_PER_CALL, 7, 1, 2, 3, 4, 5).slice();
+    for (const count of [0, 1, 15, 17, 4095]) {
+      const pairs = kernel.unitPairs(count, 2 ** 32 - count, 9, 9, 9, 9, 9);
+      expect(firstDifference(pairs.subarray(2 * count, 2 * UNIT_PAIRS_PER_CALL), full.subarray(2 * count))).toBe(-1);
+      kernel.unitPairs(UNIT_PAIRS_PER_CALL, 7, 1, 2, 3, 4, 5);
+    }
+  });
+
+  it("gives the same pairs with the scalar loop alone, where wasm SIMD is unavailable", () => {
+    // The kernel tries its SIMD module first: refuse it, as a runtime without SIMD would.
+    const validate = jest.spyOn(webAssembly!, "validate").mockReturnValueOnce(false);
+    try {
+      let scalarOnly: PhiloxUnits | null = null;
+      jest.isolateModules(() => {
+        scalarOnly = (require("../src/simd/philox-kernel") as typeof import("../src/simd/philox-kernel")).philoxUnits();
+      });
+      expect(validate).toHaveBeenCalledTimes(2);
+      expect(validate.mock.results[1].value).toBe(true);
+      expectJsBits(scalarOnly!);
+    } finally {
+      validate.mockRestore();
     }
   });
 
