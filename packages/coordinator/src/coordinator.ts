@@ -138,9 +138,10 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   // as the teacher, a resumed one gets the student and AdamW state.
   const sharedStudent = teacherFeed.inPlaceLocation(student.data);
   const initialPayloads = start && !sharedStudent ? [student.data, ...optimizerFrames(adamw.state())] : [];
+  const firstStep = { step: start?.step ?? 0, epoch: start?.epoch ?? 0, iterInEpoch: start?.iterInEpoch ?? 0 };
   const initialState = sharedStudent
-    ? { step: start?.step ?? 0, sharedStudentFile: sharedStudent.file, sharedStudentOffset: sharedStudent.byteOffset }
-    : { step: start?.step ?? 0, studentIsTeacher: !start };
+    ? { ...firstStep, sharedStudentFile: sharedStudent.file, sharedStudentOffset: sharedStudent.byteOffset }
+    : { ...firstStep, studentIsTeacher: !start };
   const bytesBeforeInitialStates = server.bytesSent;
   for (let rank = 0; rank < world; rank++) await server.sendTo(rank, { initialState }, initialPayloads);
   const bytesPerWorker = (server.bytesSent - bytesBeforeInitialStates) / world;

@@ -153,9 +153,12 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     await link.send({ ready: { rank, datasetSize: dataset.files.length } });
     rankLog.info({ device, params: student.size, datasetSize: dataset.files.length, startStep: initialState.step ?? 0 }, "ready");
 
-    let batches: AsyncGenerator<AugmentedBatch> | undefined;
-    let batchesEpoch = -1;
-    let nextIter = 0;
+    // The first step's batch is augmented while the others finish setting up.
+    let batchesEpoch = initialState.epoch ?? 0;
+    let nextIter = initialState.iterInEpoch ?? 0;
+    let batches = pool.iterateEpoch({ epoch: batchesEpoch, world, rank, batchSize: B, startBatch: nextIter });
+    let prefetched: Promise<IteratorResult<AugmentedBatch>> | undefined = batches.next();
+    prefetched.catch(() => undefined); // awaited in the first step; a run that ends before must not leave it unhandled
     let lastBatch: AugmentedBatch | undefined;
     const waitMs = config.stepTimeoutMs + config.heartbeatTimeoutMs;
     for (;;) {
@@ -173,13 +176,15 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
       const iter = plan.iterInEpoch ?? 0;
       const planned = performance.now();
       if (lastBatch) pool.recycle(lastBatch);
-      if (!batches || batchesEpoch !== epoch || nextIter !== iter) {
-        await batches?.return(undefined);
+      if (batchesEpoch !== epoch || nextIter !== iter) {
+        prefetched = undefined;
+        await batches.return(undefined);
         batches = pool.iterateEpoch({ epoch, world, rank, batchSize: B, startBatch: iter });
         batchesEpoch = epoch;
       }
       // The batch does not depend on the teacher: let augmentation run while the broadcast arrives.
-      const pendingBatch = batches.next();
+      const pendingBatch = prefetched ?? batches.next();
+      prefetched = undefined;
       pendingBatch.catch(() => undefined); // awaited below; a failed broadcast must not leave it unhandled
       const { meta, values } = await collective(teacherFeed.receiveInPlace(student.size + config.model.outDim, currentStep));
       if (meta.step !== currentStep) throw new ProtocolError(`the teacher broadcast of step ${currentStep} carries the plan of step ${meta.step}`);
