@@ -22,11 +22,17 @@ describe("session options", () => {
     expect(sessionOptions({ kind: "cpu" }, { threads: 3 })).toMatchObject({ executionProviders: ["cpu"], intraOpNumThreads: 3, interOpNumThreads: 1, enableMemPattern: false });
   });
 
-  test("cuda:i where the provider library is installed: the CUDA provider on device i", () => {
+  test("cpu: a graph in fused ops already skips ORT's graph optimizer; others get all of it", () => {
+    expect(sessionOptions({ kind: "cpu" }, { alreadyFused: true }).graphOptimizationLevel).toBe("disabled");
+    expect(sessionOptions({ kind: "cpu" }).graphOptimizationLevel).toBe("all");
+  });
+
+  test("cuda:i where the provider library is installed: the CUDA provider on device i, with every graph optimization", () => {
     const dir = mkdtempSync(join(tmpdir(), "ort-bin-"));
     writeFileSync(join(dir, "libonnxruntime_providers_cuda.so"), "");
     expect(cudaProviderInstalled(dir)).toBe(true);
     expect(sessionOptions({ kind: "cuda", index: 2 }, { binaryDir: dir }).executionProviders).toEqual([{ name: "cuda", deviceId: 2 }]);
+    expect(sessionOptions({ kind: "cuda", index: 2 }, { binaryDir: dir, alreadyFused: true }).graphOptimizationLevel).toBe("all");
   });
 
   test("cuda where the provider is missing: an error that says how to install it", () => {

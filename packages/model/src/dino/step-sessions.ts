@@ -70,7 +70,8 @@ export class DinoStepSessions {
     const { device, threads, studentTemp, exposeStudentOutput } = this.options;
     await this.student?.graph.release();
     this.student = undefined;
-    const graph = await CompiledGraph.create(buildStudentStepGraph(this.config, this.shape, { studentTemp, exposeStudentOutput, lastLayerFrozen }), device, threads);
+    const step = buildStudentStepGraph(this.config, this.shape, { studentTemp, exposeStudentOutput, lastLayerFrozen });
+    const graph = await CompiledGraph.create(step, device, threads, { alreadyFused: true });
     this.student = { lastLayerFrozen, graph };
     return graph;
   }

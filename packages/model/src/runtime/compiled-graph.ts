@@ -18,8 +18,8 @@ export class CompiledGraph {
     private readonly session: ort.InferenceSession,
   ) {}
 
-  static async create(graph: Graph, device: Device = { kind: "cpu" }, threads?: number): Promise<CompiledGraph> {
-    const session = await ort.InferenceSession.create(toOnnxBytes(graph), sessionOptions(device, { threads }));
+  static async create(graph: Graph, device: Device = { kind: "cpu" }, threads?: number, { alreadyFused = false } = {}): Promise<CompiledGraph> {
+    const session = await ort.InferenceSession.create(toOnnxBytes(graph), sessionOptions(device, { threads, alreadyFused }));
     return new CompiledGraph(graph, session);
   }
 
