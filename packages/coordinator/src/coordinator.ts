@@ -103,10 +103,12 @@ export interface TrainingRun {
 /**
  * The coordinator's side of training: welcome the workers with the collective groups, draw
  * or load the initial state and send it to them, then per step send the plan (scalars),
- * broadcast [teacher | center] down the chain (the root sends every byte once, whatever N),
- * join the workers' ring all-reduce of [loss | teacher-output sums | gradient] as its last
- * member contributing zeros, take the DDP mean exactly as the workers do, apply the same
- * update to its own replica, then the EMA teacher and the center.
+ * broadcast [teacher | center] down the chain (the root sends every byte once, whatever N;
+ * on one host the workers read it in place), join the workers' ring all-reduce of
+ * [loss | teacher-output sums | gradient] as its last member contributing zeros, take the DDP
+ * mean exactly as the workers' replicas do, apply the same update to its student (which
+ * same-host workers read in place instead of keeping replicas), then the EMA teacher and
+ * the center.
  */
 export async function train(run: TrainingRun): Promise<TrainingState> {
   const { server, config, output, log, itersPerEpoch } = run;

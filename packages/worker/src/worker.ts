@@ -43,7 +43,9 @@ export function workerDevice(spec: string, rank: number, local: boolean): Device
  * the broadcast chain, loads its shard's batch, runs the teacher forward and the student
  * forward/backward, all-reduces [loss | teacher-output sums | gradient] in the ring with
  * the other workers and the coordinator, and applies the averaged update to its student
- * replica, exactly as the coordinator does to its own.
+ * replica, exactly as the coordinator does to its own. On the coordinator's host it keeps no
+ * replica: it reads the coordinator's student, teacher and center where they lie
+ * (student-source.ts).
  */
 export async function runWorker(options: WorkerOptions): Promise<void> {
   const log = options.logger.child({ component: "worker" });
