@@ -148,6 +148,10 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   for (let rank = 0; rank < world; rank++) await server.sendTo(rank, { initialState }, initialPayloads);
   const bytesPerWorker = (server.bytesSent - bytesBeforeInitialStates) / world;
   log.info({ step: start?.step ?? 0, ms: Math.round(performance.now() - drawing), bytesPerWorker, sharedStudent: sharedStudent !== undefined }, start ? "checkpoint state sent" : "initial weights drawn, initial state sent");
+  // Made while the workers get ready: writing the step buffer's shared-memory file takes a while.
+  const schedules = runSchedules(config, world, itersPerEpoch);
+  // What the ring reduces in place; the coordinator contributes zeros.
+  const stepBuffer = new StepBuffer(student.specs, K, (length) => ring.allocateTensor(length));
   for (let rank = 0; rank < world; rank++) {
     const ready = await server.next("ready", `worker ${rank} to load the model and data`, run.connectTimeoutMs + config.stepTimeoutMs, rank);
     const size = ready.envelope.ready?.datasetSize;
@@ -156,9 +160,6 @@ export async function train(run: TrainingRun): Promise<TrainingState> {
   server.startWatchdog();
   log.info({ world, params: P, itersPerEpoch, host: hostname() }, "all workers ready, training");
 
-  const schedules = runSchedules(config, world, itersPerEpoch);
-  // What the ring reduces in place; the coordinator contributes zeros.
-  const stepBuffer = new StepBuffer(student, K, (length) => ring.allocateTensor(length));
   const results: Incoming[] = new Array(world);
   const totalSteps = config.epochs * itersPerEpoch;
   const progress = new Progress(totalSteps, Math.max(1, Math.floor(itersPerEpoch / 4)));

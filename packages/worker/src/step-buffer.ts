@@ -1,4 +1,4 @@
-import { isLastLayer, type ParamStore } from "@dino-coord/model";
+import { isLastLayer, paramCount, type ParamSpec } from "@dino-coord/model";
 
 /**
  * What one step all-reduces, in place: [loss | teacher-output column sums (K) | gradient (P)].
@@ -14,12 +14,13 @@ export class StepBuffer {
   /** Elements of the buffer that precede the last layer's gradient. */
   private readonly beforeLastLayer: number;
 
-  constructor(store: ParamStore, outDim: number, allocate: (length: number) => Float32Array) {
-    const P = store.size;
+  /** `specs`: the parameters' layout (a ParamStore's), which the gradient follows. */
+  constructor(specs: readonly ParamSpec[], outDim: number, allocate: (length: number) => Float32Array) {
+    const P = paramCount(specs);
     this.data = allocate(1 + outDim + P);
     this.teacherOutputSum = this.data.subarray(1, 1 + outDim);
     this.gradient = this.data.subarray(1 + outDim);
-    this.beforeLastLayer = 1 + outDim + lastLayerOffset(store);
+    this.beforeLastLayer = 1 + outDim + lastLayerOffset(specs);
   }
 
   get loss(): number {
@@ -47,11 +48,11 @@ export class StepBuffer {
   }
 }
 
-/** Offset of the first last-layer tensor in the store; the store must end with all of them. */
-export function lastLayerOffset(store: ParamStore): number {
-  const first = store.specs.findIndex((s) => isLastLayer(s.name));
-  if (first < 0) return store.size;
-  const misplaced = store.specs.slice(first).find((s) => !isLastLayer(s.name));
+/** Offset of the first last-layer tensor in a store of these specs; they must end with all of them. */
+export function lastLayerOffset(specs: readonly ParamSpec[]): number {
+  const first = specs.findIndex((s) => isLastLayer(s.name));
+  if (first < 0) return paramCount(specs);
+  const misplaced = specs.slice(first).find((s) => !isLastLayer(s.name));
   if (misplaced) throw new Error(`parameter "${misplaced.name}" follows the last layer's tensors; a frozen-last-layer step reduces only the tensors before them`);
-  return store.rangeAt(first)[0];
+  return paramCount(specs.slice(0, first));
 }

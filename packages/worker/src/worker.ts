@@ -136,6 +136,8 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     });
     await poolReady;
     rankLog.info({ ms: Math.round(performance.now() - welcomed) }, "set up, waiting for the initial state");
+    // Made while the coordinator draws the weights: writing its shared-memory file takes a while.
+    const stepBuffer = new StepBuffer(specs, config.model.outDim, ring.allocateTensor.bind(ring));
     // Sent after the Welcome: the coordinator drew the weights while this worker set up.
     const stateMessage = await link.next("the coordinator's initial training state", options.connectTimeoutMs + config.heartbeatTimeoutMs);
     const initialState = stateMessage.envelope.initialState;
@@ -143,7 +145,6 @@ export async function runWorker(options: WorkerOptions): Promise<void> {
     // Teacher and center arrive with each step's broadcast.
     const studentSource = studentFromInitialState(initialState, stateMessage.payloads, specs, teacherFeed.viewRootTensor.bind(teacherFeed));
     const student = studentSource.params;
-    const stepBuffer = new StepBuffer(student, config.model.outDim, ring.allocateTensor.bind(ring));
     const B = config.batchSizePerGpu;
     const L = config.localCropsNumber;
     // The pool's batches live in SharedArrayBuffers, which onnxruntime-node does not take as

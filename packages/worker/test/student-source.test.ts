@@ -21,7 +21,7 @@ function ramp(store: ParamStore, scale: number): ParamStore {
 }
 
 function gradientStep(store: ParamStore, world: number): StepBuffer {
-  const buffer = new StepBuffer(store, config.outDim, (length) => new Float32Array(length));
+  const buffer = new StepBuffer(store.specs, config.outDim, (length) => new Float32Array(length));
   buffer.data.forEach((_, i) => (buffer.data[i] = Math.cos(i)));
   buffer.loss = 4;
   buffer.gradient.forEach((_, i) => (buffer.gradient[i] = world * 0.001 * Math.cos(3 * i)));
