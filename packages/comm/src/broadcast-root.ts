@@ -13,7 +13,6 @@ import { PayloadKernels } from "./payload-kernels";
 import { SendQueue } from "./send-queue";
 import { exportChunk, SHARED_MEMORY_RUN_BYTES } from "./shared-memory-chunks";
 import { SharedMemoryFiles } from "./shared-memory-files";
-import { sharedMapping } from "./shared-mapping";
 import { allocateSharedTensor, sharedTensorLocation } from "./shared-tensor";
 
 const EMPTY = Buffer.alloc(0);
@@ -86,7 +85,7 @@ export class BroadcastRoot<M> {
    */
   allocateTensor(length: number): Float32Array {
     this.member.ensureReady("allocateTensor");
-    return this.channels.files && sharedMapping() ? allocateSharedTensor(length) : allocateCollectiveTensor(length);
+    return this.channels.files ? allocateSharedTensor(length) : allocateCollectiveTensor(length);
   }
 
   /**

@@ -180,6 +180,10 @@ export interface SharedMemoryReadProblem {
   detail: string;
 }
 
+function tooShortProblem(label: string, end: number): SharedMemoryReadProblem {
+  return { reason: "wrong-length", detail: `${label} ends before byte ${end}` };
+}
+
 export class SharedMemoryFiles {
   readonly directory: string;
   private readonly rank: number;
@@ -300,13 +304,7 @@ export class SharedMemoryFiles {
     if (!this.map) return null;
     const file = this.namedFile(name);
     if (!("fd" in file)) return file;
-    const start = DATA_OFFSET + byteOffset;
-    if (!file.view || file.view.length < start + bytes) {
-      const size = fs.fstatSync(file.fd).size;
-      if (size < start + bytes) return { reason: "wrong-length", detail: `shared tensor file ${name} ends before byte ${byteOffset + bytes}` };
-      file.view = this.map(file.fd, size, false);
-    }
-    return file.view.subarray(start, start + bytes);
+    return this.mappedBytes(this.map, file, `shared tensor file ${name}`, byteOffset, bytes);
   }
 
   private namedFile(name: string): PeerFile | SharedMemoryReadProblem {
@@ -326,25 +324,32 @@ export class SharedMemoryFiles {
   }
 
   private readFrom(file: PeerFile, label: string, target: Uint8Array, byteOffset: number): SharedMemoryReadProblem | null {
-    const start = DATA_OFFSET + byteOffset;
-    const tooShort = (): SharedMemoryReadProblem => ({ reason: "wrong-length", detail: `${label} ends before byte ${byteOffset + target.length}` });
     if (this.map) {
-      if (!file.view || file.view.length < start + target.length) {
-        // Map only what the file holds now: touching a mapping past the end of its file faults.
-        const size = fs.fstatSync(file.fd).size;
-        if (size < start + target.length) return tooShort();
-        file.view = this.map(file.fd, size, false);
-      }
-      target.set(file.view.subarray(start, start + target.length));
+      const view = this.mappedBytes(this.map, file, label, byteOffset, target.length);
+      if (!(view instanceof Uint8Array)) return view;
+      target.set(view);
       return null;
     }
+    const start = DATA_OFFSET + byteOffset;
     let done = 0;
     while (done < target.length) {
       const n = fs.readSync(file.fd, target, done, target.length - done, start + done);
-      if (n === 0) return tooShort();
+      if (n === 0) return tooShortProblem(label, byteOffset + target.length);
       done += n;
     }
     return null;
+  }
+
+  /** `bytes` bytes of `file` at `byteOffset`, where they lie in its (read-only) mapping; a problem if the file ends before them. */
+  private mappedBytes(map: MapFile, file: PeerFile, label: string, byteOffset: number, bytes: number): Uint8Array | SharedMemoryReadProblem {
+    const start = DATA_OFFSET + byteOffset;
+    if (!file.view || file.view.length < start + bytes) {
+      // Map only what the file holds now: touching a mapping past the end of its file faults.
+      const size = fs.fstatSync(file.fd).size;
+      if (size < start + bytes) return tooShortProblem(label, byteOffset + bytes);
+      file.view = map(file.fd, size, false);
+    }
+    return file.view.subarray(start, start + bytes);
   }
 
   /** Closes every descriptor and removes this rank's file (peers that opened it keep reading it). */
