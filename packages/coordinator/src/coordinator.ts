@@ -1,7 +1,7 @@
 import { hostname } from "node:os";
 import type { Logger } from "pino";
 import { AdamW, DinoSchedules, linspace, type DinoScheduleConfig, dinoParamSpecs, emaTeacher, initParams, ParamStore, paramCount, referenceInitOf, studentUpdate, updateCenter } from "@dino-coord/model";
-import { allocateCollectiveTensor, BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
+import { BroadcastRoot, CollectiveTimeoutError, RingAllReduce } from "@dino-coord/comm";
 import { dino } from "@dino-coord/proto";
 import { advertisedAddress, CENTER_MOMENTUM, StepBuffer, checksumOf, freeCollectiveEndpoints, hostOf, optimizerFrames, ProtocolError, type RunConfig } from "@dino-coord/worker";
 import { CHECKPOINT_POLICY_DEFAULTS, epochCheckpointDue, saveCheckpoint, stepCheckpointDue, type CheckpointPolicy } from "./checkpoint";
@@ -45,7 +45,7 @@ export class TrainingState {
    * `allocateBroadcast`: where the student and [teacher | center] live; the teacher
    * broadcast's own allocator puts them where same-host workers read them in place.
    */
-  constructor(readonly config: RunConfig, initialize = true, allocateBroadcast: (length: number) => Float32Array = allocateCollectiveTensor) {
+  constructor(readonly config: RunConfig, initialize: boolean, allocateBroadcast: (length: number) => Float32Array) {
     const specs = dinoParamSpecs(config.model);
     this.student = new ParamStore(specs, allocateBroadcast(paramCount(specs)));
     if (initialize) initParams(this.student, referenceInitOf(specs), config.seed);
